@@ -1,0 +1,27 @@
+# Set-up is automatic: every target below creates .venv and installs the package first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_LAKE ?= demo-lake
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(PY) scripts/demo.py --lake $(DEMO_LAKE)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_LAKE) .pytest_cache

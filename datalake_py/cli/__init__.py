@@ -1,0 +1,49 @@
+"""The `datalake` command line: thin commands over the core; errors print `Error: …` and exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import config
+from ..errors import DatalakeError
+
+
+class _Group(TyperGroup):
+    """Turns any DatalakeError raised by a command into `Error: <message>` on stderr and exit code 1."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except DatalakeError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False,
+                  help="datalake: upload, process and query multimodal ML datasets.")
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    base_path: Optional[Path] = typer.Option(None, "--base-path", help="The lake folder (env DATALAKE_HOME; default ./lake)."),
+    user: Optional[str] = typer.Option(None, "--user", help="Who you are in lineage columns (env DATALAKE_USER)."),
+    num_proc: Optional[int] = typer.Option(None, "--num-proc", help="Worker count (env DATALAKE_NUM_PROC)."),
+) -> None:
+    ctx.obj = config.resolve(base_path=str(base_path) if base_path else None, user_id=user, num_proc=num_proc)
+
+
+from . import config_cmds, lake_cmds, process_cmds, upload_cmd  # noqa: E402  (registers commands)
+
+app.add_typer(config_cmds.app, name="config")
+app.add_typer(process_cmds.app, name="process")
+lake_cmds.register(app)
+upload_cmd.register(app)
+
+
+def main() -> None:
+    app(prog_name="datalake")

@@ -1,0 +1,86 @@
+"""File-system primitives the lake is built on: atomic writes and inter-process locks."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def temp_path_for(path: Path) -> Path:
+    """The hidden temporary name beside `path`: same folder (so rename is atomic), never globbed as data.
+
+    It is fixed per target, so a writer that died is cleaned up by the next write of the same
+    file; writers of one path hold that path's lock.
+    """
+    return path.with_name(f".{path.name}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success rename it onto `path`, on failure remove it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_registry_lock = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _registry_lock:
+        return _thread_locks.setdefault(str(path), threading.Lock())
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on `path` (created if needed) against other processes and threads.
+
+    Yields True when held; with blocking=False yields False at once if someone else holds it.
+    The kernel releases the lock when its holder dies, so a killed process never leaves one behind.
+    """
+    guard = _thread_lock(path)
+    if not guard.acquire(blocking):
+        yield False
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+    finally:
+        guard.release()

@@ -1,0 +1,281 @@
+"""Upload: validate a source against the rules and stage it in `staging/pending/<upload_id>/`.
+
+The upload streams the source batch by batch into a private folder under `staging/incoming/`:
+rows as `data.parquet` (assets replaced by `hash` and `path`), the bytes of assets the lake lacks
+under `assets/`, their facts in `assets.parquet`, and `manifest.json`. Only when everything is
+valid does one rename move it to `pending/`; on any failure the folder is removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .assets import IMAGE_EXTS, AssetInfo, AssetProblem, AssetStager, AssetStore
+from .errors import ValidationError
+from .fs import write_json_atomic
+from .lake import RAW_TASK, Lake, Partition, check_hash, check_name, new_upload_id, utc_now
+from .schema import load_schema
+from .sources import Source, json_column, open_source
+
+FILE_COLUMNS = ("image_path", "file_path", "file")
+LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")
+PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")
+ASSET_COLUMNS = ("hash", "path")
+MAX_REPORTED = 10
+DATA_FILE, ASSETS_FILE, MANIFEST_FILE = "data.parquet", "assets.parquet", "manifest.json"
+ASSET_FACTS = pa.schema([("hash", pa.string()), ("path", pa.string()), ("kind", pa.string()),
+                         ("ext", pa.string()), ("bytes", pa.int64()), ("width", pa.int32()),
+                         ("height", pa.int32())])
+
+
+@dataclass
+class UploadRequest:
+    """What an upload is and where it goes; checked against the rules by `validate`."""
+
+    provider: str
+    dataset: str
+    task: str = RAW_TASK
+    variant: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    user: str = "unknown"
+    description: str = ""
+    overwrite: bool = False
+
+    def validate(self, lake: Lake) -> None:
+        schema = load_schema(lake)
+        schema.require_provider(self.provider)
+        check_name(self.dataset, "dataset")
+        check_name(self.user, "user")
+        if self.variant is not None:
+            check_name(self.variant, "variant")
+        if self.task == RAW_TASK:
+            if self.meta:
+                raise ValidationError("raw uploads take no meta; meta belongs to task uploads (give --task)")
+            return
+        rule = schema.require_task(self.task)
+        if self.variant is None:
+            raise ValidationError(f"a task upload needs a variant: give variant= (--variant) for task {self.task!r}")
+        self.meta = rule.check_meta(dict(self.meta or {}))
+
+
+@dataclass
+class AssetColumn:
+    name: str | None  # None: the rows carry no asset
+    mode: str  # "image" (bytes or HF Image struct), "file" (a path), "hash" (an existing asset), "none"
+
+
+def find_asset_column(schema: pa.Schema) -> AssetColumn:
+    """Which column holds the rows' assets; an error when that is ambiguous."""
+    found = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and t.get_field_index("path") >= 0:
+            found.append(AssetColumn(f.name, "image"))
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            found.append(AssetColumn(f.name, "image"))
+        elif f.name in FILE_COLUMNS and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            found.append(AssetColumn(f.name, "file"))
+    has_hash = "hash" in schema.names
+    if len(found) > 1 or (found and has_hash):
+        names = [c.name for c in found] + (["hash"] if has_hash else [])
+        raise ValidationError(
+            f"the data has several asset columns ({', '.join(names)}); datalake stores one asset per row: "
+            "keep one of them"
+        )
+    if found:
+        return found[0]
+    if has_hash:
+        return AssetColumn("hash", "hash")
+    if "path" in schema.names:
+        raise ValidationError("column 'path' is reserved for asset paths; rename it, or to file_path "
+                              "if it names files to store")
+    return AssetColumn(None, "none")
+
+
+class Problems:
+    """Rows that cannot be uploaded, collected over the whole source and reported together."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[str] = []
+
+    def add(self, row: int, message: str) -> None:
+        self.count += 1
+        if len(self.first) < MAX_REPORTED:
+            self.first.append(f"row {row}: {message}")
+
+    def raise_if_any(self, source: str) -> None:
+        if self.count:
+            more = f"\n  ... and {self.count - len(self.first)} more" if self.count > len(self.first) else ""
+            lines = "\n  ".join(self.first)
+            raise ValidationError(f"{self.count} row(s) of {source} cannot be uploaded "
+                                  f"(rows counted from 0):\n  {lines}{more}")
+
+
+class BatchConverter:
+    """Turns source batches into stored rows: assets staged and replaced by hash/path, JSON, meta, lineage."""
+
+    def __init__(self, lake: Lake, request: UploadRequest, upload_id: str, source: Source,
+                 folder: Path, num_proc: int):
+        self.request = request
+        self.column = find_asset_column(source.schema)
+        self.store = AssetStore(lake)
+        self.stager = AssetStager(self.store, folder / "assets")
+        self.pool = ThreadPoolExecutor(max(1, num_proc))
+        self.problems = Problems()
+        self.kinds: set[str] = set()
+        self.rows = 0
+        dropped = set(PARTITION_COLUMNS) | set(LINEAGE_COLUMNS) | set(request.meta) | set(ASSET_COLUMNS)
+        self.keep = [n for n in source.schema.names if n not in dropped and n != self.column.name]
+        self.lineage = {"_upload_id": upload_id, "_uploaded_by": request.user, "_uploaded_at": utc_now()}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def convert(self, batch: pa.RecordBatch, base: Path) -> pa.RecordBatch:
+        start, n = self.rows, batch.num_rows
+        self.rows += n
+        names, arrays = [], []
+        for name in self.keep:
+            col = batch.column(name)
+            if pa.types.is_nested(col.type):
+                col = json_column(col)
+            names.append(name)
+            arrays.append(col)
+        hashes, paths = self._assets(batch, base, start)
+        if self.column.mode != "none":
+            names += list(ASSET_COLUMNS)
+            arrays += [pa.array(hashes, pa.string()), pa.array(paths, pa.string())]
+        for key, value in [*self.request.meta.items(), *self.lineage.items()]:
+            names.append(key)
+            arrays.append(pa.array([value] * n, pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _assets(self, batch: pa.RecordBatch, base: Path, start: int) -> tuple[list, list]:
+        if self.column.mode == "none":
+            return [], []
+        values = batch.column(self.column.name).to_pylist()
+        outcomes = self.pool.map(lambda v: self._one(v, base), values)
+        hashes, paths = [], []
+        for offset, outcome in enumerate(outcomes):
+            if isinstance(outcome, str):
+                self.problems.add(start + offset, outcome)
+                outcome = None
+            if outcome is not None:
+                self.kinds.add(outcome.kind)
+            hashes.append(outcome.digest if outcome else None)
+            paths.append(outcome.relpath if outcome else None)
+        return hashes, paths
+
+    def _one(self, value: Any, base: Path) -> AssetInfo | str | None:
+        """Stage one asset; its facts, None for an empty cell, or the problem as text."""
+        try:
+            if value is None:
+                return None
+            if self.column.mode == "hash":
+                return self._existing(value)
+            if self.column.mode == "file":
+                return self.stager.put_file(base / Path(value).expanduser(), must_be_image=False)
+            if isinstance(value, dict):
+                if value.get("bytes") is not None:
+                    return self.stager.put_bytes(value["bytes"], value.get("path"), must_be_image=True)
+                if value.get("path"):
+                    return self.stager.put_file(base / Path(value["path"]).expanduser(), must_be_image=True)
+                return None
+            return self.stager.put_bytes(value, None, must_be_image=True)
+        except AssetProblem as exc:
+            return str(exc)
+        except ValidationError as exc:
+            return str(exc)
+
+    def _existing(self, digest: Any) -> AssetInfo:
+        relpath = self.store.find(check_hash(digest))
+        if relpath is None:
+            raise ValidationError(f"hash {digest} is not in the lake's asset store; upload the data that "
+                                  "carries it first, or give the asset bytes instead of a hash")
+        ext = relpath.rsplit(".", 1)[1]
+        return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
+
+    def raw_variant(self) -> str:
+        if self.column.mode == "none":
+            return "text"
+        if self.kinds == {"image"}:
+            return "image"
+        if self.kinds == {"file"}:
+            return "files"
+        return "mixed" if self.kinds else "text"
+
+    def asset_facts(self) -> pa.Table:
+        rows = [{"hash": i.digest, "path": i.relpath, "kind": i.kind, "ext": i.ext, "bytes": i.size,
+                 "width": i.width, "height": i.height} for i in self.stager.seen.values()]
+        return pa.Table.from_pylist(rows, schema=ASSET_FACTS)
+
+
+def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc: int = 1) -> dict[str, Any]:
+    """Validate and stage one upload; returns its manifest. On any error nothing is left in the lake."""
+    request.validate(lake)
+    source = open_source(data_source)
+    upload_id = new_upload_id()
+    folder = lake.upload_dir("incoming", upload_id)
+    folder.mkdir(parents=True)
+    try:
+        manifest = _write_upload(lake, source, request, upload_id, folder, num_proc)
+        folder.rename(lake.upload_dir("pending", upload_id))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id: str,
+                  folder: Path, num_proc: int) -> dict[str, Any]:
+    converter = BatchConverter(lake, request, upload_id, source, folder, num_proc)
+    writer = None
+    try:
+        with tqdm(desc=f"upload {request.dataset}", unit="row", disable=None, leave=False) as bar:
+            for batch, base in source.batches():
+                out = converter.convert(batch, base)
+                if converter.problems.count == 0:
+                    if writer is None:
+                        writer = pq.ParquetWriter(folder / DATA_FILE, out.schema)
+                    writer.write_batch(out.cast(writer.schema) if out.schema != writer.schema else out)
+                bar.update(batch.num_rows)
+    finally:
+        converter.close()
+        if writer is not None:
+            writer.close()
+    converter.problems.raise_if_any(source.description)
+    if converter.rows == 0:
+        raise ValidationError(f"{source.description} holds no rows; there is nothing to upload")
+    if converter.column.mode == "hash" and request.task == RAW_TASK:
+        raise ValidationError("a raw upload must carry its data; only task uploads may reference assets by hash")
+    facts = converter.asset_facts()
+    pq.write_table(facts, folder / ASSETS_FILE)
+    variant = request.variant or converter.raw_variant()
+    partition = Partition(request.provider, request.dataset, request.task, variant)
+    manifest = {
+        "upload_id": upload_id,
+        "provider": partition.provider, "dataset": partition.dataset,
+        "task": partition.task, "variant": partition.variant,
+        "meta": request.meta,
+        "uploaded_by": request.user,
+        "uploaded_at": converter.lineage["_uploaded_at"],
+        "source": source.description,
+        "description": request.description,
+        "num_rows": converter.rows,
+        "asset_column": converter.column.name,
+        "asset_mode": converter.column.mode,
+        "num_assets": facts.num_rows,
+        "staged_asset_bytes": sum(f.stat().st_size for f in (folder / "assets").iterdir()),
+        "overwrite": bool(request.overwrite),
+    }
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    return manifest

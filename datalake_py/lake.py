@@ -1,0 +1,128 @@
+"""The lake on disk: its folders, the names that may become paths, and where each thing lives."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import xxhash
+
+from .errors import NotFoundError, ValidationError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+HASH_PATTERN = re.compile(r"[0-9a-f]{32}")
+EXT_PATTERN = re.compile(r"[a-z0-9]{1,10}")
+
+RAW_TASK = "raw"
+STAGES = ("incoming", "pending", "processing", "failed", "trash")
+
+
+def check_name(value: object, what: str) -> str:
+    """Return `value` if it is a safe name (letters, digits, `_ . -`, not starting with `.`), else raise."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            f"{what} name {value!r} is not allowed: use letters, digits, '_', '.' and '-', "
+            "not starting with '.', at most 128 characters"
+        )
+    return value
+
+
+def check_hash(value: object) -> str:
+    if not isinstance(value, str) or not HASH_PATTERN.fullmatch(value):
+        raise ValidationError(f"{value!r} is not an asset hash (32 lowercase hex digits of xxh3-128)")
+    return value
+
+
+def asset_relpath(digest: str, ext: str) -> str:
+    """Where an asset lives, relative to assets/: `ab/cd/<hash>.<ext>`."""
+    return f"{digest[0:2]}/{digest[2:4]}/{digest}.{ext}"
+
+
+def new_upload_id() -> str:
+    """A unique upload id that sorts by time: `20261127T171000123Z-<8 hex>`."""
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Partition:
+    provider: str
+    dataset: str
+    task: str
+    variant: str
+
+    def __post_init__(self) -> None:
+        for what in ("provider", "dataset", "task", "variant"):
+            check_name(getattr(self, what), what)
+
+    @property
+    def relpath(self) -> str:
+        return f"provider={self.provider}/dataset={self.dataset}/task={self.task}/variant={self.variant}"
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.dataset}/{self.task}/{self.variant}"
+
+
+class Lake:
+    """Paths of one lake (DESIGN.md, 'The lake on disk')."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.config_dir = self.root / "config"
+        self.schema_path = self.config_dir / "schema.yaml"
+        self.staging = self.root / "staging"
+        self.catalog = self.root / "catalog"
+        self.assets = self.root / "assets"
+        self.collections = self.root / "collections"
+        self.db_dir = self.root / "db"
+        self.logs = self.root / "logs"
+        self.ledger = self.root / "ledger"
+        self.jobs = self.root / "jobs"
+        self.locks = self.root / "locks"
+
+    def stage(self, name: str) -> Path:
+        assert name in STAGES
+        return self.staging / name
+
+    def upload_dir(self, stage: str, upload_id: str) -> Path:
+        return self.stage(stage) / check_name(upload_id, "upload")
+
+    @property
+    def db_path(self) -> Path:
+        return self.db_dir / "catalog.duckdb"
+
+    def folders(self) -> list[Path]:
+        stages = [self.stage(s) for s in STAGES]
+        return [self.config_dir, *stages, self.catalog, self.assets, self.collections, self.db_dir,
+                self.logs, self.ledger / "uploads", self.ledger / "assets", self.jobs, self.locks]
+
+    def create(self) -> None:
+        """Create every folder of the layout; existing content is left as it is."""
+        for folder in self.folders():
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def require(self) -> "Lake":
+        """Raise a clear error unless this lake has been initialised."""
+        if not self.schema_path.is_file():
+            raise NotFoundError(
+                f"no lake at {self.root} (config/schema.yaml is missing); "
+                f"create one with `datalake init {self.root}`"
+            )
+        return self
+
+    def partition_dir(self, partition: Partition) -> Path:
+        return self.catalog / partition.relpath
+
+    def asset_path(self, relpath: str) -> Path:
+        return self.assets / relpath
+
+    def lock_path(self, kind: str, key: str) -> Path:
+        digest = xxhash.xxh3_64_hexdigest(key.encode("utf-8"))
+        return self.locks / f"{kind}-{digest}.lock"

@@ -1,0 +1,305 @@
+"""Processing: land staged uploads in the catalog and their assets in the store, crash-safely.
+
+Each upload is claimed under a lock on its id (the kernel drops the lock if its holder dies, so a
+killed processor's uploads are found in `processing/` and done again). Uploads to one partition
+run one at a time, in upload order, under a lock on that partition. Every step is idempotent:
+assets move by rename, the part file `part-<upload_id>.parquet` is recomputed from the staged rows
+and replaced atomically, ledger files are named by upload id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import traceback
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .config import resolve
+from .errors import ConflictError, DatalakeError, NotFoundError
+from .fs import atomic_path, file_lock, read_json, write_json_atomic
+from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE
+from .lake import Lake, Partition, asset_relpath, utc_now
+
+UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
+                 "source", "description")
+
+
+class DatalakeProcessor:
+    """Processes every pending upload of a lake with `num_proc` workers."""
+
+    def __init__(self, base_path: str | Path, num_proc: int | None = None):
+        self.lake = Lake(base_path).require()
+        self.num_proc = num_proc or resolve().num_proc
+
+    # -- public --------------------------------------------------------------------------------
+
+    def process_all_pending(self) -> dict[str, Any]:
+        """Process what is pending (and whatever a dead processor left); the per-upload summary."""
+        started = utc_now()
+        self._clean_leftovers()
+        summaries: list[dict[str, Any]] = []
+        while True:
+            batch = self._run_pass()
+            summaries += batch
+            if not batch:
+                break
+        failed = sum(1 for s in summaries if s["status"] == "failed")
+        return {"started_at": started, "completed_at": utc_now(), "processed": len(summaries) - failed,
+                "failed": failed, "uploads": summaries}
+
+    def list_uploads(self) -> list[dict[str, Any]]:
+        """Every upload still in staging: pending, processing or failed, with the failure reason."""
+        out = []
+        for stage in ("pending", "processing", "failed"):
+            for folder in sorted(self.lake.stage(stage).iterdir()):
+                with contextlib.suppress(FileNotFoundError, ValueError):
+                    manifest = read_json(folder / MANIFEST_FILE)
+                    entry = {"upload_id": folder.name, "stage": stage,
+                             **{k: manifest.get(k) for k in UPLOAD_FIELDS}}
+                    if stage == "failed":
+                        entry["error"] = read_json(folder / "error.json").get("error")
+                    out.append(entry)
+        return out
+
+    def retry(self, upload_id: str) -> None:
+        """Send a failed upload back to pending."""
+        failed = self.lake.upload_dir("failed", upload_id)
+        with file_lock(self._upload_lock(upload_id)):
+            if not failed.is_dir():
+                raise NotFoundError(f"upload {upload_id!r} is not among the failed uploads; "
+                                    "`datalake process list` shows them")
+            (failed / "error.json").unlink(missing_ok=True)
+            failed.rename(self.lake.upload_dir("pending", upload_id))
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    def _run_pass(self) -> list[dict[str, Any]]:
+        groups = self._candidates_by_partition()
+        if not groups:
+            return []
+        total = sum(len(ids) for ids in groups.values())
+        with tqdm(total=total, desc="process", unit="upload", disable=None, leave=False) as bar, \
+                ThreadPoolExecutor(max(1, min(self.num_proc, len(groups)))) as pool:
+            def run_group(ids: list[str]) -> list[dict[str, Any]]:
+                done = []
+                for upload_id in ids:
+                    summary = self._claim_and_process(upload_id)
+                    bar.update(1)
+                    if summary:
+                        done.append(summary)
+                return done
+
+            results = list(pool.map(run_group, groups.values()))
+        return [s for group in results for s in group]
+
+    def _candidates_by_partition(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for stage in ("processing", "pending"):
+            for folder in self.lake.stage(stage).iterdir():
+                with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+                    m = read_json(folder / MANIFEST_FILE)
+                    groups[f"{m['provider']}/{m['dataset']}/{m['task']}/{m['variant']}"].append(folder.name)
+        return {key: sorted(set(ids)) for key, ids in sorted(groups.items())}
+
+    def _upload_lock(self, upload_id: str) -> Path:
+        return self.lake.lock_path("upload", upload_id)
+
+    def _claim_and_process(self, upload_id: str) -> dict[str, Any] | None:
+        lock = self._upload_lock(upload_id)
+        with file_lock(lock, blocking=False) as held:
+            if not held:
+                return None  # another worker has it
+            folder = self.lake.upload_dir("processing", upload_id)
+            if not folder.is_dir():
+                try:
+                    self.lake.upload_dir("pending", upload_id).rename(folder)
+                except FileNotFoundError:
+                    return None  # done by someone else meanwhile
+            summary = self._process_or_fail(upload_id, folder)
+            if summary["status"] == "processed":
+                lock.unlink(missing_ok=True)
+            return summary
+
+    def _process_or_fail(self, upload_id: str, folder: Path) -> dict[str, Any]:
+        try:
+            return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder)}
+        except Exception as exc:  # any failure parks the upload in failed/ with its reason
+            message = str(exc) if isinstance(exc, DatalakeError) else f"{type(exc).__name__}: {exc}"
+            partition = _partition_text(folder)
+            write_json_atomic(folder / "error.json", {
+                "upload_id": upload_id, "partition": partition, "failed_at": utc_now(), "error": message,
+                "error_type": type(exc).__name__,
+                "fix": f"fix the cause, then run `datalake process retry {upload_id}`",
+                **({} if isinstance(exc, DatalakeError) else {"traceback": traceback.format_exc()}),
+            })
+            folder.rename(self.lake.upload_dir("failed", upload_id))
+            return {"upload_id": upload_id, "status": "failed", "partition": partition, "error": message}
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _clean_leftovers(self) -> None:
+        """Remove what killed processes and uploaders left: trash, and uploads never completed."""
+        for folder in self.lake.stage("trash").iterdir():
+            shutil.rmtree(folder, ignore_errors=True)
+        for folder in self.lake.stage("incoming").iterdir():
+            with file_lock(self._upload_lock(folder.name), blocking=False) as held:
+                if held:  # its uploader is gone
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _partition_text(folder: Path) -> str | None:
+    with contextlib.suppress(Exception):
+        m = read_json(folder / MANIFEST_FILE)
+        return str(Partition(m["provider"], m["dataset"], m["task"], m["variant"]))
+    return None
+
+
+def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
+    """Land one claimed upload: dedupe its rows, move its assets, write its part and ledger entries."""
+    manifest = read_json(folder / MANIFEST_FILE)
+    upload_id = manifest["upload_id"]
+    partition = Partition(manifest["provider"], manifest["dataset"], manifest["task"], manifest["variant"])
+    part_dir = lake.partition_dir(partition)
+    with file_lock(lake.lock_path("partition", str(partition))):
+        own = part_dir / f"part-{upload_id}.parquet"
+        others = sorted(p for p in part_dir.glob("part-*.parquet") if p != own)
+        data = folder / DATA_FILE
+        if not manifest.get("overwrite"):
+            check_column_types(data, others, partition)
+        counts = _write_part(data, [] if manifest.get("overwrite") else others, own)
+        if manifest.get("overwrite"):
+            for part in others:
+                part.unlink(missing_ok=True)
+    counts["new_assets"], counts["new_bytes"] = _move_assets(lake, folder / "assets")
+    counts["reused_assets"] = max(0, counts.pop("distinct_assets") - counts["new_assets"])
+    summary = {"partition": str(partition), **counts}
+    _write_ledger(lake, folder, manifest, summary)
+    trash = lake.upload_dir("trash", upload_id)
+    folder.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return summary
+
+
+def _family(t: pa.DataType) -> str | None:
+    for name, test in (("integer", pa.types.is_integer), ("float", pa.types.is_floating),
+                       ("string", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
+                       ("binary", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x))):
+        if test(t):
+            return name
+    return None if pa.types.is_null(t) else str(t)
+
+
+def check_column_types(data: Path, parts: list[Path], partition: Partition) -> None:
+    """Refuse an upload whose columns have other types than the partition's."""
+    existing: dict[str, pa.DataType] = {}
+    for part in parts:
+        for f in pq.read_schema(part):
+            if _family(f.type) is not None:
+                existing.setdefault(f.name, f.type)
+    for f in pq.read_schema(data):
+        old = existing.get(f.name)
+        if old is not None and _family(f.type) is not None and _family(f.type) != _family(old):
+            raise ConflictError(
+                f"column {f.name!r} is {f.type} in this upload but {old} in partition {partition}; "
+                f"convert it to {old}, or upload to another variant (or with overwrite=True to replace the partition)"
+            )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
+    """Write the upload's rows that are not already in the partition (nor repeated) to `target`."""
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
+                    {"f": str(data)})
+        new_cols = [c for c in pq.read_schema(data).names if c not in LINEAGE_COLUMNS]
+        keys = ", ".join(_quote(c) for c in new_cols)
+        query = f"SELECT * FROM new_rows QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY file_row_number) = 1"
+        params: dict[str, Any] = {}
+        if others:
+            old_cols = {n for p in others for n in pq.read_schema(p).names} - set(LINEAGE_COLUMNS)
+            conds = [f"n.{_quote(c)} IS NOT DISTINCT FROM " + (f"e.{_quote(c)}" if c in old_cols else "NULL")
+                     for c in new_cols]
+            conds += [f"e.{_quote(c)} IS NULL" for c in sorted(old_cols - set(new_cols))]
+            query = (f"SELECT n.* FROM ({query}) n ANTI JOIN read_parquet($parts, union_by_name=true) e "
+                     f"ON {' AND '.join(conds)}")
+            params["parts"] = [str(p) for p in others]
+        con.execute(f"CREATE TEMP TABLE kept AS SELECT * EXCLUDE (file_row_number) FROM ({query}) "
+                    "ORDER BY file_row_number", params)
+        rows_in = con.sql("SELECT count(*) FROM new_rows").fetchall()[0][0]
+        written = con.sql("SELECT count(*) FROM kept").fetchall()[0][0]
+        distinct_assets = (con.sql("SELECT count(DISTINCT hash) FROM new_rows").fetchall()[0][0]
+                           if "hash" in new_cols else 0)
+        if written:
+            schema = pq.read_schema(data)
+            reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
+            with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch.cast(schema))
+        else:
+            target.unlink(missing_ok=True)
+    finally:
+        con.close()
+    return {"rows_in": rows_in, "rows_written": written, "duplicate_rows": rows_in - written,
+            "distinct_assets": distinct_assets}
+
+
+def _move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
+    """Move staged asset files into the store; (new assets, their bytes).
+
+    A hard link claims the target atomically (it fails if the content is stored already), so
+    concurrent processors count each new asset once; file systems without hard links get a rename.
+    """
+    new = new_bytes = 0
+    if not staged.is_dir():
+        return 0, 0
+    for entry in os.scandir(staged):
+        if entry.name.startswith("."):
+            continue
+        target = lake.assets / asset_relpath(*entry.name.split(".", 1))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = entry.stat().st_size
+        try:
+            os.link(entry.path, target)
+        except FileExistsError:
+            os.unlink(entry.path)
+            continue
+        except OSError:  # no hard links here
+            if target.exists():
+                os.unlink(entry.path)
+                continue
+            os.replace(entry.path, target)
+        else:
+            os.unlink(entry.path)
+        new += 1
+        new_bytes += size
+    return new, new_bytes
+
+
+def _write_ledger(lake: Lake, folder: Path, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Record the processed upload and the assets it brought, keyed by upload id (idempotent)."""
+    upload_id = manifest["upload_id"]
+    row = {"upload_id": upload_id, **{k: manifest.get(k) for k in UPLOAD_FIELDS},
+           "meta": json.dumps(manifest.get("meta") or {}, ensure_ascii=False, sort_keys=True), "overwrite": bool(manifest.get("overwrite")),
+           "processed_at": utc_now(),
+           **{k: summary[k] for k in ("rows_in", "rows_written", "duplicate_rows", "new_assets",
+                                       "reused_assets", "new_bytes")}}
+    with atomic_path(lake.ledger / "uploads" / f"{upload_id}.parquet") as tmp:
+        pq.write_table(pa.Table.from_pylist([row]), tmp)
+    facts = folder / ASSETS_FILE
+    if facts.is_file():
+        with atomic_path(lake.ledger / "assets" / f"{upload_id}.parquet") as tmp:
+            shutil.copyfile(facts, tmp)

@@ -1,0 +1,170 @@
+"""Reading what users upload: parquet files and folders, save_to_disk folders, DataFrames, Datasets.
+
+Every source becomes a stream of Arrow record batches, each with the folder that relative file
+paths in it are resolved against. Nothing reads a whole dataset into memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from .errors import ValidationError
+
+BATCH_ROWS = 256
+HF_DISK_MARKERS = ("state.json", "dataset_info.json")
+
+
+@dataclass
+class Source:
+    """A readable upload source: its description, Arrow schema and a batch iterator."""
+
+    description: str
+    schema: pa.Schema
+    batches: Callable[[], Iterator[tuple[pa.RecordBatch, Path]]]
+
+
+def open_source(data_source: Any) -> Source:
+    """Open any supported source; a clear ValidationError when it is none of them."""
+    if isinstance(data_source, (str, Path)):
+        return _open_path(Path(data_source).expanduser())
+    if _is_hf_dataset(data_source):
+        return _from_hf_dataset(data_source, "datasets.Dataset")
+    if type(data_source).__name__ == "DatasetDict":
+        raise ValidationError(_dataset_dict_hint(list(data_source)))
+    import pandas as pd
+
+    if isinstance(data_source, pd.DataFrame):
+        return _from_dataframe(data_source)
+    raise ValidationError(
+        f"cannot upload a {type(data_source).__name__}: give a parquet file or folder, "
+        "a save_to_disk folder, a pandas DataFrame or a datasets.Dataset"
+    )
+
+
+def _is_hf_dataset(obj: Any) -> bool:
+    return type(obj).__name__ == "Dataset" and type(obj).__module__.startswith("datasets")
+
+
+def _dataset_dict_hint(splits: list[str]) -> str:
+    return (f"this is a DatasetDict with splits {', '.join(splits)}; upload one split at a time, "
+            f"e.g. dataset['{splits[0] if splits else 'train'}']")
+
+
+def _open_path(path: Path) -> Source:
+    if not path.exists():
+        raise ValidationError(f"data source {str(path)!r} does not exist")
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+            raise ValidationError(_dataset_dict_hint(splits) + f" (folder {path}/<split>)")
+        if any((path / m).is_file() for m in HF_DISK_MARKERS) and list(path.glob("*.arrow")):
+            import datasets
+
+            return _from_hf_dataset(datasets.load_from_disk(str(path)), f"save_to_disk folder {path}")
+        files = sorted(p for p in path.rglob("*.parquet") if not any(part.startswith(".") for part in p.parts))
+        if not files:
+            raise ValidationError(f"folder {str(path)!r} holds no .parquet files and is not a save_to_disk folder")
+        return _from_parquet_files(files, f"parquet folder {path}")
+    return _from_parquet_files([path], f"parquet file {path}")
+
+
+def _from_parquet_files(files: list[Path], description: str) -> Source:
+    schemas = []
+    for f in files:
+        try:
+            schemas.append(pq.read_schema(f))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValidationError(f"{str(f)!r} is not a readable parquet file ({exc})") from None
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValidationError(f"the parquet files of {description} have conflicting columns: {exc}") from None
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
+        for f in files:
+            dataset = pads.dataset(f, format="parquet", schema=schema)
+            for batch in dataset.to_batches(batch_size=BATCH_ROWS):
+                yield batch, f.parent.resolve()
+
+    return Source(description, schema, batches)
+
+
+def _from_hf_dataset(ds: Any, description: str) -> Source:
+    table_iter = ds.with_format("arrow")
+    schema = ds.features.arrow_schema
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
+        for table in table_iter.iter(batch_size=BATCH_ROWS):
+            for batch in table.cast(schema).to_batches():
+                yield batch, Path.cwd()
+
+    return Source(f"{description} ({len(ds)} rows)", schema, batches)
+
+
+def _from_dataframe(df: Any) -> Source:
+    table = pa.Table.from_pandas(_prepare_dataframe(df), preserve_index=False)
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            yield batch, Path.cwd()
+
+    return Source(f"pandas DataFrame ({len(df)} rows)", table.schema, batches)
+
+
+def _prepare_dataframe(df: Any) -> Any:
+    """Turn PIL images into their bytes and dict/list cells into JSON text, column by column."""
+    from PIL import Image
+
+    out = df.copy(deep=False)
+    out.columns = [str(c) for c in out.columns]
+    for name in out.columns:
+        if out[name].dtype != object:
+            continue
+        values = out[name].dropna()
+        sample = values.iloc[0] if len(values) else None
+        if isinstance(sample, Image.Image):
+            out[name] = [None if v is None else _pil_bytes(v) for v in out[name]]
+        elif any(isinstance(v, (dict, list, tuple)) or hasattr(v, "tolist") for v in values):
+            out[name] = [None if v is None else to_json(v) for v in out[name]]
+    return out
+
+
+def _pil_bytes(image: Any) -> bytes:
+    """The original file's bytes for an image opened from a file, else a lossless PNG encoding."""
+    filename = getattr(image, "filename", "")
+    if filename and image.format and Path(filename).is_file():
+        return Path(filename).read_bytes()
+    buffer = io.BytesIO()
+    image.save(buffer, format=image.format or "PNG")
+    return buffer.getvalue()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """JSON text (UTF-8, not escaped) of a dict/list cell."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def json_column(array: pa.Array) -> pa.Array:
+    """A nested Arrow column (struct, list, map) as JSON text."""
+    values = array.to_pylist()
+    if pa.types.is_map(array.type):
+        values = [None if v is None else dict(v) for v in values]
+    return pa.array([None if v is None else to_json(v) for v in values], type=pa.string())
