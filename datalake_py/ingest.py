@@ -30,6 +30,7 @@ LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")
 PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")
 ASSET_COLUMNS = ("hash", "path")
 MAX_REPORTED = 10
+NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
 DATA_FILE, ASSETS_FILE, MANIFEST_FILE = "data.parquet", "assets.parquet", "manifest.json"
 ASSET_FACTS = pa.schema([("hash", pa.string()), ("path", pa.string()), ("kind", pa.string()),
                          ("ext", pa.string()), ("bytes", pa.int64()), ("width", pa.int32()),
@@ -148,6 +149,8 @@ class BatchConverter:
             col = batch.column(name)
             if pa.types.is_nested(col.type):
                 col = json_column(col)
+            elif col.type in NARROW_TYPES:
+                col = col.cast(NARROW_TYPES[col.type])
             names.append(name)
             arrays.append(col)
         hashes, paths = self._assets(batch, base, start)

@@ -129,12 +129,15 @@ def _prepare_dataframe(df: Any) -> Any:
         if out[name].dtype != object:
             continue
         values = out[name].dropna()
-        sample = values.iloc[0] if len(values) else None
-        if isinstance(sample, Image.Image):
-            out[name] = [None if v is None else _pil_bytes(v) for v in out[name]]
+        if any(isinstance(v, Image.Image) for v in values):
+            out[name] = [_pil_bytes(v) if isinstance(v, Image.Image) else v for v in out[name]]
         elif any(isinstance(v, (dict, list, tuple)) or hasattr(v, "tolist") for v in values):
-            out[name] = [None if v is None else to_json(v) for v in out[name]]
+            out[name] = [None if _is_missing(v) else to_json(v) for v in out[name]]
     return out
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _pil_bytes(image: Any) -> bytes:

@@ -1,0 +1,43 @@
+"""Shared fixtures: a fresh lake under tmp_path and small real images."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from datalake import DatalakeClient
+
+
+def image_bytes(seed: int, fmt: str = "PNG", size: tuple[int, int] = (24, 16)) -> bytes:
+    """A small real image whose bytes differ for every seed."""
+    image = Image.new("RGB", size, ((seed * 37) % 256, (seed * 11) % 256, (seed * 5) % 256))
+    image.putpixel((seed % size[0], 0), (seed % 256, 0, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def catalog_rows(lake: Path) -> list[dict]:
+    """Every stored row with its partition, read straight from the part files."""
+    rows = []
+    for part in sorted((lake / "catalog").rglob("part-*.parquet")):
+        keys = dict(p.split("=", 1) for p in part.parent.relative_to(lake / "catalog").parts)
+        rows += [{**keys, **r} for r in pq.read_table(part).to_pylist()]
+    return rows
+
+
+def lake_files(lake: Path, folder: str) -> list[str]:
+    return sorted(str(p.relative_to(lake / folder)) for p in (lake / folder).rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> DatalakeClient:
+    return DatalakeClient(user_id="alice", base_path=tmp_path / "lake", create_dirs=True, num_proc=2)
+
+
+def process(client: DatalakeClient) -> dict:
+    return client.wait_for_job_completion(client.trigger_processing())
