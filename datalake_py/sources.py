@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .errors import ValidationError
 
 BATCH_ROWS = 256
+BATCH_BYTES = 32 * 1024 * 1024
+READ_BUFFER = 8 * 1024 * 1024
 HF_DISK_MARKERS = ("state.json", "dataset_info.json")
 
 
@@ -90,19 +91,37 @@ def _from_parquet_files(files: list[Path], description: str) -> Source:
 
     def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
         for f in files:
-            dataset = pads.dataset(f, format="parquet", schema=schema)
-            for batch in dataset.to_batches(batch_size=BATCH_ROWS):
-                yield batch, f.parent.resolve()
+            reader = pq.ParquetFile(f, buffer_size=READ_BUFFER, pre_buffer=False)
+            groups = [reader.metadata.row_group(i) for i in range(reader.metadata.num_row_groups)]
+            rows = _batch_rows(sum(g.total_byte_size for g in groups), sum(g.num_rows for g in groups))
+            for batch in reader.iter_batches(batch_size=rows):
+                yield _conform(batch, schema), f.parent.resolve()
 
     return Source(description, schema, batches)
+
+
+def _batch_rows(nbytes: int, nrows: int) -> int:
+    """Rows per batch so that a batch holds about BATCH_BYTES of data, whatever the row size."""
+    per_row = max(1, nbytes // max(1, nrows))
+    return max(8, min(BATCH_ROWS, BATCH_BYTES // per_row))
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with exactly the unified schema's columns (missing ones as nulls)."""
+    if batch.schema == schema:
+        return batch
+    arrays = [batch.column(f.name).cast(f.type) if f.name in batch.schema.names
+              else pa.nulls(batch.num_rows, f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _from_hf_dataset(ds: Any, description: str) -> Source:
     table_iter = ds.with_format("arrow")
     schema = ds.features.arrow_schema
+    rows = _batch_rows(ds.data.nbytes, len(ds))
 
     def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
-        for table in table_iter.iter(batch_size=BATCH_ROWS):
+        for table in table_iter.iter(batch_size=rows):
             for batch in table.cast(schema).to_batches():
                 yield batch, Path.cwd()
 
@@ -113,7 +132,7 @@ def _from_dataframe(df: Any) -> Source:
     table = pa.Table.from_pandas(_prepare_dataframe(df), preserve_index=False)
 
     def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
-        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        for batch in table.to_batches(max_chunksize=_batch_rows(table.nbytes, table.num_rows)):
             yield batch, Path.cwd()
 
     return Source(f"pandas DataFrame ({len(df)} rows)", table.schema, batches)

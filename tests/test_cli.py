@@ -161,3 +161,25 @@ def test_python_dash_m_is_the_same_cli(lake):
                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     assert (out.returncode, out.stderr) == (
         1, "Error: missing --provider; give it (or run in a terminal for a guided upload)\n")
+
+
+def test_guided_upload_asks_for_what_is_missing_in_a_terminal(lake, data):
+    """Run in a real pseudo-terminal: provider, dataset, task, variant and each meta field are asked for."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "DATALAKE_HOME": str(lake), "DATALAKE_USER": "dana"}
+    proc = subprocess.Popen([sys.executable, "-m", "datalake", "upload", str(data)], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    os.close(slave)
+    for answer in ("nosuch", "huggingface", "guided", "ocr", "v1", "ko", "real"):
+        os.write(master, (answer + "\n").encode())
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, err
+    assert "provider: aihub, huggingface, inhouse, opensource, test" in out
+    assert "'nosuch' is not one of" in out
+    assert "lang: ko, en, ja, multi" in out
+    assert "-> huggingface/guided/ocr/v1" in out
+    manifest = json.loads(next((lake / "staging" / "pending").glob("*/manifest.json")).read_text())
+    assert manifest["meta"] == {"lang": "ko", "src": "real"} and manifest["uploaded_by"] == "dana"

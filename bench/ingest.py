@@ -1,0 +1,359 @@
+"""Ingest benchmark: upload + process N distinct real-looking JPEGs and compare with `cp -r`.
+
+The workload is N distinct JPEG files of about --kb KB (noisy gradients, boxes and text, each
+one stamped with its own number so no two files share pixels or bytes) in one folder, listed in
+a parquet file (`image_path` relative to it, `label` a dict with the OCR text), plus a second
+dataset whose rows reuse --dup-fraction of the same images, to show cross-dataset dedup. The
+files are cached in --workdir and made again only when the count or size changes.
+
+The two uploads (`upload_raw` with provider `test`) and `trigger_processing` run in a fresh
+lake inside a child process, so that image generation does not count towards its peak RSS (read
+from the child's /proc/self/status VmHWM: `ru_maxrss` of a spawned child also counts the pages
+of the parent it was forked from). Its time is compared with `cp -r` of the image folder to a
+fresh folder on the same file system. Caches are warm for both: every image file is read once
+before the measurements, and `sync` runs before each one, so neither pays for the other's
+write-back.
+
+`--memory-check GB` instead builds an upload of GB gigabytes of big images (about 4 MB each
+unless --kb is given) to check peak RSS on a large upload; everything it writes stays in
+--workdir and is removed afterwards unless --keep.
+
+Usage: python bench/ingest.py [--images 10000] [--kb 40] [--dup-fraction 0.1] [--num-proc N]
+       python bench/ingest.py --memory-check 5
+Sizes are in MB of 2**20 bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+GENERATOR_VERSION = 1  # bump when the generated images change, so caches are rebuilt
+MEMORY_CHECK_KB = 4096
+CP_RUNS = 3
+TARGET_RATIO, AIM_RATIO, TARGET_RSS_MB = 1.5, 1.2, 1024
+WORDS = ("invoice", "receipt", "total", "amount", "date", "tax", "qty", "price", "customer", "order",
+         "address", "Seoul", "payment", "due", "subtotal", "discount", "VAT", "item", "No.", "KRW")
+
+
+@dataclass
+class Workload:
+    """A generated image folder and the parquet files that upload it."""
+
+    folder: Path
+    images: int
+    image_bytes: int
+    generated_s: float | None  # None: taken from the cache
+
+    @property
+    def image_dir(self) -> Path:
+        return self.folder / "images"
+
+    @property
+    def main_parquet(self) -> Path:
+        return self.folder / "docs.parquet"
+
+    @property
+    def dup_parquet(self) -> Path:
+        return self.folder / "docs_relabelled.parquet"
+
+
+# -- generating the images --------------------------------------------------------------------
+
+
+def base_image(seed: int, scale: float) -> tuple[Any, list[str]]:
+    """A document-like picture (gradient, sensor noise, boxes, lines of text) and its text lines."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    rnd = random.Random(seed)
+    width, height = int(rnd.randint(360, 560) * scale), int(rnd.randint(280, 440) * scale)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [rnd.uniform(170, 255) + rnd.uniform(-80, 0) * (x / width if c % 2 else y / height)
+                for c in range(3)]
+    pixels = np.stack(channels, axis=-1)
+    pixels += np.random.default_rng(seed).normal(0, rnd.uniform(4, 14), pixels.shape).astype(np.float32)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(rnd.randint(3, 8)):
+        x0, y0 = rnd.randrange(width), rnd.randrange(height)
+        box = [x0, y0, x0 + rnd.randint(20, width // 2), y0 + rnd.randint(10, height // 3)]
+        draw.rectangle(box, outline=tuple(rnd.randrange(256) for _ in range(3)), width=max(1, int(2 * scale)))
+    font = ImageFont.load_default(size=int(rnd.randint(12, 20) * scale))
+    lines = []
+    line_height = height // 14
+    for row in range(rnd.randint(4, 12)):
+        text = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(1, 5))) + f" {rnd.randint(1, 99999):,}"
+        draw.text((rnd.randrange(8, width // 3), line_height * (row + 1)), text, fill=(rnd.randrange(90),) * 3,
+                  font=font)
+        lines.append(text)
+    return image, lines
+
+
+def jpeg(image: Any, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def quality_for(image: Any, target_bytes: int) -> int:
+    """The JPEG quality whose file size comes closest to `target_bytes` (binary search)."""
+    low, high = 20, 97
+    while low < high:
+        mid = (low + high) // 2
+        if len(jpeg(image, mid)) < target_bytes:
+            low = mid + 1
+        else:
+            high = mid
+    return low
+
+
+def generate_images(folder: Path, count: int, kb: int) -> list[dict[str, Any]]:
+    """Write `count` distinct JPEGs of about `kb` KB to `folder`; one row (path, id, label) per image.
+
+    A pool of base pictures is drawn once each; every file is its base with its own number
+    stamped on it, encoded at a quality jittered around the one that gives the target size.
+    Bases are handled one at a time, so memory stays at one base picture whatever the size.
+    """
+    import xxhash
+    from PIL import ImageDraw, ImageFont
+
+    scale = math.sqrt(kb / 40)
+    pool = max(1, min(400, count // 25))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any] | None] = [None] * count
+    digests: set[str] = set()
+    for b in range(pool):
+        base, lines = base_image(GENERATOR_VERSION * 100_003 + b, scale)
+        quality = quality_for(base, kb * 1024)
+        font = ImageFont.load_default(size=int(14 * scale))
+        rnd = random.Random(b)
+        for i in range(b, count, pool):
+            image = base.copy()
+            stamp = f"#{i:06d}"
+            x, y = rnd.randrange(base.width * 2 // 3), rnd.randrange(base.height - int(24 * scale))
+            ImageDraw.Draw(image).text((x, y), stamp, fill=(200, 30, 30), font=font)
+            data = jpeg(image, max(20, min(97, quality + rnd.randint(-3, 3))))
+            while xxhash.xxh3_128_hexdigest(data) in digests:  # never seen; keeps the bytes distinct
+                data += b"\0"  # bytes after the JPEG end marker are ignored by decoders
+            digests.add(xxhash.xxh3_128_hexdigest(data))
+            name = f"doc_{i:06d}.jpg"
+            (folder / name).write_bytes(data)
+            rows[i] = {"image_path": f"images/{name}", "doc_id": f"doc_{i:06d}",
+                       "label": {"text": "\n".join([*lines, stamp]), "lang": "en", "source": "generated"}}
+    return [r for r in rows if r is not None]
+
+
+def prepare_workload(folder: Path, count: int, kb: int, dup_fraction: float) -> Workload:
+    """The cached workload in `folder`, made again if its count or size differs; the parquet files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta_path = folder / "workload.json"
+    meta = {"version": GENERATOR_VERSION, "images": count, "kb": kb}
+    generated_s = None
+    cached = meta_path.is_file() and json.loads(meta_path.read_text()) == meta
+    if not cached:
+        shutil.rmtree(folder, ignore_errors=True)
+        start = time.perf_counter()
+        rows = generate_images(folder / "images", count, kb)
+        pq.write_table(pa.Table.from_pylist(rows), folder / "docs.parquet")
+        generated_s = time.perf_counter() - start
+        meta_path.write_text(json.dumps(meta))
+    workload = Workload(folder, count, 0, generated_s)
+    workload.image_bytes = sum(e.stat().st_size for e in os.scandir(workload.image_dir))
+
+    # The second dataset: some of the same images again, relabelled (made anew each run, it is cheap).
+    rows = pq.read_table(workload.main_parquet).to_pylist()
+    reused = random.Random(1).sample(rows, round(dup_fraction * len(rows)))
+    for row in reused:
+        row["label"] = {**row["label"], "source": "relabelled"}
+    workload.dup_parquet.unlink(missing_ok=True)
+    if reused:
+        pq.write_table(pa.Table.from_pylist(reused), workload.dup_parquet)
+    return workload
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def warm_cache(folder: Path) -> None:
+    """Read every file once, so both measurements start with the sources in the page cache."""
+    for entry in os.scandir(folder):
+        with open(entry.path, "rb") as f:
+            while f.read(8 * MB):
+                pass
+
+
+def sync() -> None:
+    """Flush dirty pages, so a measurement does not pay for the previous one's write-back."""
+    os.sync()
+
+
+def time_cp(source: Path, workdir: Path) -> list[float]:
+    """Seconds of `cp -r source <fresh folder in workdir>`, CP_RUNS times."""
+    times = []
+    dest = workdir / "cp-dest"
+    for _ in range(CP_RUNS):
+        shutil.rmtree(dest, ignore_errors=True)
+        sync()
+        start = time.perf_counter()
+        subprocess.run(["cp", "-r", str(source), str(dest)], check=True)
+        times.append(time.perf_counter() - start)
+    shutil.rmtree(dest, ignore_errors=True)
+    return times
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size in KB (VmHWM; ru_maxrss where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run_ingest(lake: str, uploads: list[tuple[str, str]], num_proc: int | None, tmp: str) -> dict[str, Any]:
+    """In a child process: upload each (dataset, parquet) to a fresh lake, then process; times, summary, RSS."""
+    os.environ["TMPDIR"] = tmp  # anything spilled stays in the workdir
+    from datalake import DatalakeClient
+
+    client = DatalakeClient(user_id="bench", base_path=lake, num_proc=num_proc, create_dirs=True)
+    start = time.perf_counter()
+    for dataset, parquet in uploads:
+        client.upload_raw(parquet, provider="test", dataset=dataset)
+    uploaded = time.perf_counter()
+    result = client.wait_for_job_completion(client.trigger_processing(), polling_interval=0.05)
+    processed = time.perf_counter()
+    return {"upload_s": uploaded - start, "process_s": processed - uploaded, "result": result,
+            "peak_rss_kb": peak_rss_kb(), "num_proc": client.num_proc}
+
+
+def count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=10_000, help="distinct images (default 10000)")
+    parser.add_argument("--kb", type=int, default=None,
+                        help=f"target image size in KB (default 40; {MEMORY_CHECK_KB} with --memory-check)")
+    parser.add_argument("--dup-fraction", type=float, default=0.1,
+                        help="share of the images uploaded again by a second dataset (default 0.1)")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-work"), help="default ./bench-work")
+    parser.add_argument("--num-proc", type=int, default=None, help="datalake workers (default: CPU count)")
+    parser.add_argument("--keep", action="store_true", help="keep the lake (and a --memory-check workload)")
+    parser.add_argument("--memory-check", type=float, default=None, metavar="GB",
+                        help="upload GB gigabytes of big images instead of --images, to check peak RSS")
+    args = parser.parse_args()
+    if args.kb is None:
+        args.kb = MEMORY_CHECK_KB if args.memory_check else 40
+    if args.memory_check:
+        args.images = math.ceil(args.memory_check * 1024 * MB / (args.kb * 1024))
+    if args.images < 1 or args.kb < 1 or not 0 <= args.dup_fraction <= 1:
+        parser.error("--images and --kb must be positive and --dup-fraction within 0..1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    lake, tmp = workdir / "lake", workdir / "tmp"
+    workload_dir = workdir / ("memory-workload" if args.memory_check else "workload")
+
+    print(f"workload: {args.images} images of ~{args.kb} KB, {args.dup_fraction:.0%} reused by a second "
+          f"dataset, in {workload_dir}")
+    workload = prepare_workload(workload_dir, args.images, args.kb, args.dup_fraction)
+    made = "cached" if workload.generated_s is None else f"generated in {workload.generated_s:.1f} s"
+    print(f"  {workload.images} files, {workload.image_bytes / MB:.1f} MB ({made})")
+    uploads = [("bench_docs", str(workload.main_parquet))]
+    if workload.dup_parquet.is_file():
+        uploads.append(("bench_docs_relabelled", str(workload.dup_parquet)))
+
+    try:
+        warm_cache(workload.image_dir)
+        print("caches: warm (every image read once before measuring; sync before each measurement)")
+        cp_times = time_cp(workload.image_dir, workdir)
+        cp_s = statistics.median(cp_times)
+        print(f"cp -r: {', '.join(f'{t:.2f}' for t in cp_times)} s (median {cp_s:.2f} s)")
+
+        shutil.rmtree(lake, ignore_errors=True)
+        tmp.mkdir(exist_ok=True)
+        sync()
+        print("upload + process: running in a child process ...")
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+            run = child.submit(run_ingest, str(lake), uploads, args.num_proc, str(tmp)).result()
+        assets_stored = count_files(lake / "assets")
+    finally:
+        if not args.keep:
+            shutil.rmtree(lake, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if args.memory_check:
+                shutil.rmtree(workload_dir, ignore_errors=True)
+
+    summaries = run["result"]["uploads"]
+    failed = [s for s in summaries if s["status"] != "processed"]
+    if failed:
+        raise SystemExit(f"processing failed: {failed}")
+    total_s = run["upload_s"] + run["process_s"]
+    ratio = total_s / cp_s
+    peak_mb = run["peak_rss_kb"] / 1024
+    rows = sum(s["rows_in"] for s in summaries)
+    figures = [
+        ("images (distinct files)", f"{workload.images}"),
+        ("rows uploaded", f"{rows} in {len(summaries)} datasets"),
+        ("MB", f"{workload.image_bytes / MB:.1f}"),
+        ("workers (num_proc)", f"{run['num_proc']}"),
+        ("upload s", f"{run['upload_s']:.2f}"),
+        ("process s", f"{run['process_s']:.2f}"),
+        ("total s", f"{total_s:.2f}"),
+        ("images/s", f"{workload.images / total_s:.0f}"),
+        ("MB/s", f"{workload.image_bytes / MB / total_s:.1f}"),
+        ("cp -r s (median)", f"{cp_s:.2f}"),
+        ("ratio (total / cp -r)", f"{ratio:.2f}"),
+        ("peak RSS MB", f"{peak_mb:.0f}"),
+        ("asset files stored", f"{assets_stored}"),
+        ("duplicate assets reused", f"{sum(s['reused_assets'] for s in summaries)}"),
+        ("duplicate rows dropped", f"{sum(s['duplicate_rows'] for s in summaries)}"),
+    ]
+    width = max(len(k) for k, _ in figures)
+    print()
+    for key, value in figures:
+        print(f"  {key:<{width}}  {value:>12}")
+    print()
+    if assets_stored != workload.images:
+        print(f"WARNING: {assets_stored} asset files stored for {workload.images} distinct images")
+    if args.memory_check:
+        verdict = "ok" if peak_mb < TARGET_RSS_MB else "OVER TARGET"
+        print(f"target: peak RSS under {TARGET_RSS_MB} MB for this {workload.image_bytes / 1024 / MB:.1f} GB "
+              f"upload: {verdict}")
+    else:
+        verdict = "ok" if ratio <= AIM_RATIO else "within target" if ratio <= TARGET_RATIO else "OVER TARGET"
+        print(f"target: upload + process within {TARGET_RATIO}x cp -r (aim {AIM_RATIO}x): {ratio:.2f}x, {verdict}")
+
+
+if __name__ == "__main__":
+    main()
