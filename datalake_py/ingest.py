@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .assets import IMAGE_EXTS, AssetInfo, AssetProblem, AssetStager, AssetStore
 from .errors import ValidationError
-from .fs import write_json_atomic
+from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_hash, check_name, new_upload_id, utc_now
 from .schema import load_schema
 from .sources import Source, json_column, open_source
@@ -228,13 +228,17 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
     source = open_source(data_source)
     upload_id = new_upload_id()
     folder = lake.upload_dir("incoming", upload_id)
-    folder.mkdir(parents=True)
-    try:
-        manifest = _write_upload(lake, source, request, upload_id, folder, num_proc)
-        folder.rename(lake.upload_dir("pending", upload_id))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    lock = lake.lock_path("upload", upload_id)
+    # held while staging: a processor removes an incoming folder only once its uploader is gone
+    with file_lock(lock):
+        folder.mkdir(parents=True)
+        try:
+            manifest = _write_upload(lake, source, request, upload_id, folder, num_proc)
+            folder.rename(lake.upload_dir("pending", upload_id))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            raise
     return manifest
 
 
