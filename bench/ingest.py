@@ -45,7 +45,6 @@ from typing import Any
 MB = 1024 * 1024
 GENERATOR_VERSION = 1  # bump when the generated images change, so caches are rebuilt
 MEMORY_CHECK_KB = 4096
-CP_RUNS = 3
 TARGET_RATIO, AIM_RATIO, TARGET_RSS_MB = 1.5, 1.2, 1024
 WORDS = ("invoice", "receipt", "total", "amount", "date", "tax", "qty", "price", "customer", "order",
          "address", "Seoul", "payment", "due", "subtotal", "discount", "VAT", "item", "No.", "KRW")
@@ -205,18 +204,29 @@ def sync() -> None:
     os.sync()
 
 
-def time_cp(source: Path, workdir: Path) -> list[float]:
-    """Seconds of `cp -r source <fresh folder in workdir>`, CP_RUNS times."""
-    times = []
-    dest = workdir / "cp-dest"
-    for _ in range(CP_RUNS):
-        shutil.rmtree(dest, ignore_errors=True)
-        sync()
-        start = time.perf_counter()
-        subprocess.run(["cp", "-r", str(source), str(dest)], check=True)
-        times.append(time.perf_counter() - start)
+def time_cp(source: Path, dest: Path) -> float:
+    """Seconds of `cp -r source dest`, dest a fresh folder on the same file system."""
     shutil.rmtree(dest, ignore_errors=True)
-    return times
+    sync()
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(source), str(dest)], check=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(dest, ignore_errors=True)
+    return elapsed
+
+
+def time_ingest(lake: Path, uploads: list[tuple[str, str]], num_proc: int | None, tmp: Path) -> dict[str, Any]:
+    """Upload + process into a fresh lake, in a spawned child process (see run_ingest)."""
+    shutil.rmtree(lake, ignore_errors=True)
+    tmp.mkdir(exist_ok=True)
+    sync()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        run = child.submit(run_ingest, str(lake), uploads, num_proc, str(tmp)).result()
+    failed = [s for s in run["result"]["uploads"] if s["status"] != "processed"]
+    if failed:
+        raise SystemExit(f"processing failed: {failed}")
+    run["assets_stored"] = count_files(lake / "assets")
+    return run
 
 
 def peak_rss_kb() -> int:
@@ -264,7 +274,9 @@ def parse_args() -> argparse.Namespace:
                         help="share of the images uploaded again by a second dataset (default 0.1)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-work"), help="default ./bench-work")
     parser.add_argument("--num-proc", type=int, default=None, help="datalake workers (default: CPU count)")
-    parser.add_argument("--keep", action="store_true", help="keep the lake (and a --memory-check workload)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="measurements of each (cp -r, then upload + process); medians are shown (default 3)")
+    parser.add_argument("--keep", action="store_true", help="keep the last lake (and a --memory-check workload)")
     parser.add_argument("--memory-check", type=float, default=None, metavar="GB",
                         help="upload GB gigabytes of big images instead of --images, to check peak RSS")
     args = parser.parse_args()
@@ -272,16 +284,58 @@ def parse_args() -> argparse.Namespace:
         args.kb = MEMORY_CHECK_KB if args.memory_check else 40
     if args.memory_check:
         args.images = math.ceil(args.memory_check * 1024 * MB / (args.kb * 1024))
-    if args.images < 1 or args.kb < 1 or not 0 <= args.dup_fraction <= 1:
-        parser.error("--images and --kb must be positive and --dup-fraction within 0..1")
+    if args.images < 1 or args.kb < 1 or args.runs < 1 or not 0 <= args.dup_fraction <= 1:
+        parser.error("--images, --kb and --runs must be positive and --dup-fraction within 0..1")
     return args
+
+
+def print_figures(workload: Workload, cp_times: list[float], runs: list[dict[str, Any]], memory_check: bool) -> None:
+    """The figure table (medians over the runs, peak RSS the highest) and the verdict on the targets."""
+    upload_s = statistics.median(r["upload_s"] for r in runs)
+    process_s = statistics.median(r["process_s"] for r in runs)
+    total_s = statistics.median(r["upload_s"] + r["process_s"] for r in runs)
+    cp_s = statistics.median(cp_times)
+    ratio = total_s / cp_s
+    peak_mb = max(r["peak_rss_kb"] for r in runs) / 1024
+    summaries = runs[-1]["result"]["uploads"]
+    assets_stored = runs[-1]["assets_stored"]
+    figures = [
+        ("images (distinct files)", f"{workload.images}"),
+        ("rows uploaded", f"{sum(s['rows_in'] for s in summaries)} in {len(summaries)} datasets"),
+        ("MB", f"{workload.image_bytes / MB:.1f}"),
+        ("workers (num_proc)", f"{runs[-1]['num_proc']}"),
+        ("upload s", f"{upload_s:.2f}"),
+        ("process s", f"{process_s:.2f}"),
+        ("total s", f"{total_s:.2f}"),
+        ("images/s", f"{workload.images / total_s:.0f}"),
+        ("MB/s", f"{workload.image_bytes / MB / total_s:.1f}"),
+        ("cp -r s", f"{cp_s:.2f}"),
+        ("ratio (total / cp -r)", f"{ratio:.2f}"),
+        ("peak RSS MB", f"{peak_mb:.0f}"),
+        ("asset files stored", f"{assets_stored}"),
+        ("duplicate assets reused", f"{sum(s['reused_assets'] for s in summaries)}"),
+    ]
+    width = max(len(k) for k, _ in figures)
+    print(f"\nfigures (median of {len(runs)} run(s); peak RSS: the highest):")
+    for key, value in figures:
+        print(f"  {key:<{width}}  {value:>12}")
+    print()
+    if assets_stored != workload.images:
+        print(f"WARNING: {assets_stored} asset files stored for {workload.images} distinct images")
+    if memory_check:
+        verdict = "ok" if peak_mb < TARGET_RSS_MB else "OVER TARGET"
+        print(f"target: peak RSS under {TARGET_RSS_MB} MB for this {workload.image_bytes / 1024 / MB:.1f} GB "
+              f"upload: {peak_mb:.0f} MB, {verdict}")
+    else:
+        verdict = "ok" if ratio <= AIM_RATIO else "within target" if ratio <= TARGET_RATIO else "OVER TARGET"
+        print(f"target: upload + process within {TARGET_RATIO}x cp -r (aim {AIM_RATIO}x): {ratio:.2f}x, {verdict}")
 
 
 def main() -> None:
     args = parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    lake, tmp = workdir / "lake", workdir / "tmp"
+    lake, tmp, cp_dest = workdir / "lake", workdir / "tmp", workdir / "cp-dest"
     workload_dir = workdir / ("memory-workload" if args.memory_check else "workload")
 
     print(f"workload: {args.images} images of ~{args.kb} KB, {args.dup_fraction:.0%} reused by a second "
@@ -293,66 +347,25 @@ def main() -> None:
     if workload.dup_parquet.is_file():
         uploads.append(("bench_docs_relabelled", str(workload.dup_parquet)))
 
+    cp_times: list[float] = []
+    runs: list[dict[str, Any]] = []
     try:
         warm_cache(workload.image_dir)
-        print("caches: warm (every image read once before measuring; sync before each measurement)")
-        cp_times = time_cp(workload.image_dir, workdir)
-        cp_s = statistics.median(cp_times)
-        print(f"cp -r: {', '.join(f'{t:.2f}' for t in cp_times)} s (median {cp_s:.2f} s)")
-
-        shutil.rmtree(lake, ignore_errors=True)
-        tmp.mkdir(exist_ok=True)
-        sync()
-        print("upload + process: running in a child process ...")
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-            run = child.submit(run_ingest, str(lake), uploads, args.num_proc, str(tmp)).result()
-        assets_stored = count_files(lake / "assets")
+        print("caches: warm for both (every image read once first); sync before each measurement")
+        for n in range(1, args.runs + 1):
+            cp_times.append(time_cp(workload.image_dir, cp_dest))
+            runs.append(time_ingest(lake, uploads, args.num_proc, tmp))
+            r = runs[-1]
+            print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; upload {r['upload_s']:.2f} s + process "
+                  f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB")
     finally:
+        shutil.rmtree(cp_dest, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(lake, ignore_errors=True)
             shutil.rmtree(tmp, ignore_errors=True)
             if args.memory_check:
                 shutil.rmtree(workload_dir, ignore_errors=True)
-
-    summaries = run["result"]["uploads"]
-    failed = [s for s in summaries if s["status"] != "processed"]
-    if failed:
-        raise SystemExit(f"processing failed: {failed}")
-    total_s = run["upload_s"] + run["process_s"]
-    ratio = total_s / cp_s
-    peak_mb = run["peak_rss_kb"] / 1024
-    rows = sum(s["rows_in"] for s in summaries)
-    figures = [
-        ("images (distinct files)", f"{workload.images}"),
-        ("rows uploaded", f"{rows} in {len(summaries)} datasets"),
-        ("MB", f"{workload.image_bytes / MB:.1f}"),
-        ("workers (num_proc)", f"{run['num_proc']}"),
-        ("upload s", f"{run['upload_s']:.2f}"),
-        ("process s", f"{run['process_s']:.2f}"),
-        ("total s", f"{total_s:.2f}"),
-        ("images/s", f"{workload.images / total_s:.0f}"),
-        ("MB/s", f"{workload.image_bytes / MB / total_s:.1f}"),
-        ("cp -r s (median)", f"{cp_s:.2f}"),
-        ("ratio (total / cp -r)", f"{ratio:.2f}"),
-        ("peak RSS MB", f"{peak_mb:.0f}"),
-        ("asset files stored", f"{assets_stored}"),
-        ("duplicate assets reused", f"{sum(s['reused_assets'] for s in summaries)}"),
-        ("duplicate rows dropped", f"{sum(s['duplicate_rows'] for s in summaries)}"),
-    ]
-    width = max(len(k) for k, _ in figures)
-    print()
-    for key, value in figures:
-        print(f"  {key:<{width}}  {value:>12}")
-    print()
-    if assets_stored != workload.images:
-        print(f"WARNING: {assets_stored} asset files stored for {workload.images} distinct images")
-    if args.memory_check:
-        verdict = "ok" if peak_mb < TARGET_RSS_MB else "OVER TARGET"
-        print(f"target: peak RSS under {TARGET_RSS_MB} MB for this {workload.image_bytes / 1024 / MB:.1f} GB "
-              f"upload: {verdict}")
-    else:
-        verdict = "ok" if ratio <= AIM_RATIO else "within target" if ratio <= TARGET_RATIO else "OVER TARGET"
-        print(f"target: upload + process within {TARGET_RATIO}x cp -r (aim {AIM_RATIO}x): {ratio:.2f}x, {verdict}")
+    print_figures(workload, cp_times, runs, bool(args.memory_check))
 
 
 if __name__ == "__main__":

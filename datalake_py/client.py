@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from . import config
 from .errors import DatalakeError
 from .ingest import UploadRequest, stage_upload
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
-from .processor import DatalakeProcessor
+from .processor import DatalakeProcessor, upload_counts
+from .remote import ServerConnection
 from .schema import Schema, init_lake, load_schema
 
 
@@ -20,18 +22,21 @@ class DatalakeClient:
 
     Unset arguments come from env vars (DATALAKE_HOME, DATALAKE_USER, DATALAKE_SERVER_URL,
     DATALAKE_NUM_PROC), then a config.yaml (current folder, then ~/.config/datalake/).
-    With `server_url=None` all work runs in this process.
+    With `server_url=None` all work runs in this process; with a server, processing runs there
+    (the token comes from `token` or DATALAKE_TOKEN) and requests time out after `timeout` s.
     """
 
     def __init__(self, user_id: str | None = None, base_path: str | Path | None = None,
-                 server_url: str | None = None, num_proc: int | None = None, create_dirs: bool = False):
+                 server_url: str | None = None, num_proc: int | None = None, create_dirs: bool = False,
+                 token: str | None = None, timeout: float = 10.0):
         settings = config.resolve(user_id=user_id, base_path=base_path, server_url=server_url,
-                                  num_proc=num_proc)
+                                  num_proc=num_proc, token=token)
         self.user_id = settings.user_id
         self.server_url = settings.server_url
         self.num_proc = settings.num_proc
         self.lake = init_lake(settings.base_path) if create_dirs else Lake(settings.base_path).require()
         self.jobs = JobStore(self.lake)
+        self.server = ServerConnection(self.server_url, settings.token, timeout) if self.server_url else None
 
     @property
     def base_path(self) -> Path:
@@ -64,22 +69,30 @@ class DatalakeClient:
         return DatalakeProcessor(self.lake.root, self.num_proc)
 
     def trigger_processing(self) -> str:
-        """Process every pending upload; the job id to follow with `wait_for_job_completion`."""
-        self._require_embedded()
+        """Process every pending upload (on the server if one is set); the job id to follow."""
+        if self.server:
+            return self.server.request("POST", "/process")["job_id"]
         job = self.jobs.create("process")
-        try:
-            result = self.processor.process_all_pending()
-        except Exception as exc:
-            self.jobs.finish(job, error=f"{type(exc).__name__}: {exc}")
-            raise
-        return self.jobs.finish(job, result=result)["job_id"]
+        return self.jobs.run(job, self.processor.process_all_pending)["job_id"]
 
     def get_job_status(self, job_id: str) -> dict[str, Any]:
         """The job record: job_id, kind, status (running | completed | failed), times, result, error."""
+        if self.server:
+            return self.server.request("GET", f"/jobs/{quote(job_id, safe='')}")
         return self.jobs.get(job_id)
 
-    def list_jobs(self) -> list[dict[str, Any]]:
+    def list_server_jobs(self) -> list[dict[str, Any]]:
+        """Job records, oldest first (the server's, or this lake's when embedded)."""
+        if self.server:
+            return self.server.request("GET", "/jobs")["jobs"]
         return self.jobs.list()
+
+    def get_server_status(self) -> dict[str, Any]:
+        """Uploads per stage and running jobs; `state` is `embedded` without a server."""
+        if self.server:
+            return self.server.request("GET", "/status")
+        running = [j for j in self.jobs.list() if j["status"] == "running"]
+        return {"state": "embedded", "uploads": upload_counts(self.lake), "running_jobs": running}
 
     def wait_for_job_completion(self, job_id: str, polling_interval: float = 1.0,
                                 timeout: float | None = 3600) -> dict[str, Any]:
@@ -102,8 +115,3 @@ class DatalakeClient:
     def retry_upload(self, upload_id: str) -> None:
         """Send a failed upload back to pending."""
         self.processor.retry(upload_id)
-
-    def _require_embedded(self) -> None:
-        if self.server_url:
-            raise DatalakeError(f"server_url is set ({self.server_url}) but this version processes in-process "
-                                "only; unset server_url (or DATALAKE_SERVER_URL)")

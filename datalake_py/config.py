@@ -13,8 +13,8 @@ import yaml
 from .errors import ConfigError
 
 KEYS = ("base_path", "server_url", "user_id", "num_proc")
-ENV = {"base_path": "DATALAKE_HOME", "user_id": "DATALAKE_USER",
-       "server_url": "DATALAKE_SERVER_URL", "num_proc": "DATALAKE_NUM_PROC"}
+ENV = {"base_path": "DATALAKE_HOME", "user_id": "DATALAKE_USER", "server_url": "DATALAKE_SERVER_URL",
+       "num_proc": "DATALAKE_NUM_PROC", "token": "DATALAKE_TOKEN"}  # a token never comes from config.yaml
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Settings:
     server_url: str | None = None
     user_id: str = ""
     num_proc: int = 0
+    token: str | None = None
 
     def __post_init__(self) -> None:
         self.user_id = self.user_id or _default_user()

@@ -25,3 +25,13 @@ class ConflictError(DatalakeError):
     """The request clashes with what the lake holds (types, existing names)."""
 
     status = 409
+
+
+class AuthError(DatalakeError):
+    """A server request without the right token."""
+
+    status = 401
+
+
+ERRORS_BY_NAME = {cls.__name__: cls for cls in (DatalakeError, ValidationError, ConfigError, NotFoundError,
+                                                ConflictError, AuthError)}

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -40,22 +41,32 @@ class DatalakeProcessor:
     def __init__(self, base_path: str | Path, num_proc: int | None = None):
         self.lake = Lake(base_path).require()
         self.num_proc = num_proc or resolve().num_proc
+        self._stop = threading.Event()
 
     # -- public --------------------------------------------------------------------------------
 
-    def process_all_pending(self) -> dict[str, Any]:
-        """Process what is pending (and whatever a dead processor left); the per-upload summary."""
+    def process_all_pending(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """Process what is pending (and whatever a dead processor left); the per-upload summary.
+
+        Setting `stop` ends the run after the uploads under way; the rest stay pending and the
+        result carries an `error` saying so.
+        """
         started = utc_now()
+        self._stop = stop or threading.Event()
         self._clean_leftovers()
         summaries: list[dict[str, Any]] = []
-        while True:
+        while not self._stop.is_set():
             batch = self._run_pass()
             summaries += batch
             if not batch:
                 break
         failed = sum(1 for s in summaries if s["status"] == "failed")
-        return {"started_at": started, "completed_at": utc_now(), "processed": len(summaries) - failed,
-                "failed": failed, "uploads": summaries}
+        result = {"started_at": started, "completed_at": utc_now(), "processed": len(summaries) - failed,
+                  "failed": failed, "uploads": summaries}
+        if self._stop.is_set():
+            left = upload_counts(self.lake)["pending"]
+            result["error"] = f"stopped before the end (shutting down); {left} upload(s) stay pending"
+        return result
 
     def list_uploads(self) -> list[dict[str, Any]]:
         """Every upload still in staging: pending, processing or failed, with the failure reason."""
@@ -93,6 +104,8 @@ class DatalakeProcessor:
             def run_group(ids: list[str]) -> list[dict[str, Any]]:
                 done = []
                 for upload_id in ids:
+                    if self._stop.is_set():
+                        break
                     summary = self._claim_and_process(upload_id)
                     bar.update(1)
                     if summary:
@@ -155,6 +168,15 @@ class DatalakeProcessor:
             with file_lock(self._upload_lock(folder.name), blocking=False) as held:
                 if held:  # its uploader is gone
                     shutil.rmtree(folder, ignore_errors=True)
+
+
+def upload_counts(lake: Lake) -> dict[str, int]:
+    """Uploads per stage, each counted once even while it moves between stages."""
+    seen: dict[str, str] = {}
+    for stage in ("pending", "processing", "failed"):  # the order uploads move in
+        for name in os.listdir(lake.stage(stage)):
+            seen[name] = stage
+    return {stage: sum(1 for s in seen.values() if s == stage) for stage in ("pending", "processing", "failed")}
 
 
 def _partition_text(folder: Path) -> str | None:

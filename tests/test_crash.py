@@ -179,6 +179,18 @@ def assert_ledger_counts_match_the_store(lake: Path) -> None:
         assert pq.read_metadata(part).num_rows == ledger[f"{upload_id}.parquet"]["rows_written"]
 
 
+def assert_same_ledger(lake: Path, reference: Path) -> None:
+    """The ledger of `lake` says what the reference's says, but for when uploads were processed."""
+    got, want = ledger_uploads(lake), ledger_uploads(reference)
+    assert sorted(got) == sorted(want)
+    differences = {name: {k: (v, want[name][k]) for k, v in row.items() if v != want[name][k]}
+                   for name, row in got.items()}
+    differences = {name: d for name, d in differences.items() if d}
+    assert differences == {}, f"ledger/uploads rows differ from the clean run's, as (got, clean): {differences}"
+    for name in rel_files(reference, "ledger/assets"):
+        assert (lake / "ledger/assets" / name).read_bytes() == (reference / "ledger/assets" / name).read_bytes()
+
+
 # -- processes --------------------------------------------------------------------------------
 
 
@@ -302,19 +314,28 @@ def staged(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(staged, tmp_path_factory) -> tuple[Path, float]:
-    """The staged lake processed cleanly in-process; and how long that took."""
+def reference(staged, tmp_path_factory) -> Path:
+    """The staged lake processed cleanly in-process."""
     lake = tmp_path_factory.mktemp("reference") / "lake"
     shutil.copytree(staged, lake, symlinks=True)
-    started = time.monotonic()
     result = run_processor_in_process(lake)
-    seconds = time.monotonic() - started
     assert (result["processed"], result["failed"]) == (9, 1)
-    return lake, seconds
+    return lake
+
+
+@pytest.fixture(scope="module")
+def child_clean(staged, tmp_path_factory) -> tuple[Path, float]:
+    """The staged lake processed cleanly by a child process; and how long that took after its start."""
+    lake = tmp_path_factory.mktemp("child-clean") / "lake"
+    shutil.copytree(staged, lake, symlinks=True)
+    proc = start_processor(lake)
+    started = time.monotonic()
+    finish(proc)
+    return lake, time.monotonic() - started
 
 
 def test_reference_lake_is_what_the_uploads_describe(reference):
-    lake, _ = reference
+    lake = reference
     rows = rows_by_partition(lake)
     assert {k: len(v) for k, v in rows.items()} == {
         "provider=test/dataset=base/task=kie/variant=by_hash": 40,
@@ -329,6 +350,12 @@ def test_reference_lake_is_what_the_uploads_describe(reference):
     assert len(asset_digests(lake)) == 40 + BIG + 150 + 200 + 101
     assert_lake_invariants(lake)
     assert_ledger_counts_match_the_store(lake)
+
+
+def test_clean_run_in_a_child_process_gives_the_reference_lake(child_clean, reference):
+    lake, _ = child_clean
+    assert processed_lake(lake) == processed_lake(reference)
+    assert_same_ledger(lake, reference)
 
 
 # -- 1. a processor killed at any point, then run again ---------------------------------------
@@ -379,10 +406,10 @@ KILLS = {
 
 
 @pytest.fixture(scope="module", params=list(KILLS))
-def crashed(request, staged, reference, tmp_path_factory) -> Path:
+def crashed(request, staged, child_clean, tmp_path_factory) -> Path:
     """The staged lake, its processor killed as KILLS says, then run again to completion."""
     num_proc, kills = KILLS[request.param]
-    _, clean_seconds = reference
+    _, clean_seconds = child_clean
     lake = tmp_path_factory.mktemp(f"crash-{request.param}") / "lake"
     shutil.copytree(staged, lake, symlinks=True)
     staged_assets, partitions = pending_facts(lake)
@@ -400,18 +427,14 @@ def crashed(request, staged, reference, tmp_path_factory) -> Path:
 
 
 def test_killed_processor_then_rerun_gives_the_clean_lake(crashed, reference):
-    ref, _ = reference
     assert_lake_invariants(crashed)
-    got, want = processed_lake(crashed), processed_lake(ref)
+    got, want = processed_lake(crashed), processed_lake(reference)
     for key in want:
         assert got[key] == want[key], f"{key} differ from the clean run's"
 
 
 def test_killed_processor_then_rerun_keeps_the_ledger_of_the_clean_run(crashed, reference):
-    ref, _ = reference
-    assert ledger_uploads(crashed) == ledger_uploads(ref)
-    for name in rel_files(ref, "ledger/assets"):
-        assert (crashed / "ledger/assets" / name).read_bytes() == (ref / "ledger/assets" / name).read_bytes()
+    assert_same_ledger(crashed, reference)
     assert_ledger_counts_match_the_store(crashed)
 
 

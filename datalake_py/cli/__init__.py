@@ -33,14 +33,18 @@ def _global(
     base_path: Optional[Path] = typer.Option(None, "--base-path", help="The lake folder (env DATALAKE_HOME; default ./lake)."),
     user: Optional[str] = typer.Option(None, "--user", help="Who you are in lineage columns (env DATALAKE_USER)."),
     num_proc: Optional[int] = typer.Option(None, "--num-proc", help="Worker count (env DATALAKE_NUM_PROC)."),
+    server: Optional[str] = typer.Option(None, "--server", help="datalake-server URL (env DATALAKE_SERVER_URL)."),
+    token: Optional[str] = typer.Option(None, "--token", help="The server's token (env DATALAKE_TOKEN)."),
 ) -> None:
-    ctx.obj = config.resolve(base_path=str(base_path) if base_path else None, user_id=user, num_proc=num_proc)
+    ctx.obj = config.resolve(base_path=str(base_path) if base_path else None, user_id=user, num_proc=num_proc,
+                             server_url=server, token=token)
 
 
-from . import config_cmds, lake_cmds, process_cmds, upload_cmd  # noqa: E402  (registers commands)
+from . import config_cmds, lake_cmds, process_cmds, server_cmds, upload_cmd  # noqa: E402  (registers commands)
 
 app.add_typer(config_cmds.app, name="config")
 app.add_typer(process_cmds.app, name="process")
+app.add_typer(server_cmds.app, name="server")
 lake_cmds.register(app)
 upload_cmd.register(app)
 

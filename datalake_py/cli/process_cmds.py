@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from ..client import DatalakeClient
@@ -14,16 +16,26 @@ SUMMARY_COLUMNS = ["upload_id", "partition", "status", "rows_in", "rows_written"
                    "new_assets", "reused_assets", "new_bytes"]
 
 
-def _client(ctx: typer.Context) -> DatalakeClient:
+def client_for(ctx: typer.Context, server: str | None = None) -> DatalakeClient:
+    """The client the global options (and a command's own --server) describe."""
     s = ctx.find_root().obj
-    return DatalakeClient(user_id=s.user_id, base_path=s.base_path, server_url=s.server_url, num_proc=s.num_proc)
+    return DatalakeClient(user_id=s.user_id, base_path=s.base_path, server_url=server or s.server_url,
+                          num_proc=s.num_proc, token=s.token)
 
 
 @app.command("start")
-def start(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the job result as JSON.")) -> None:
-    """Process every pending upload now and print what landed."""
-    client = _client(ctx)
+def start(
+    ctx: typer.Context,
+    server: Optional[str] = typer.Option(None, "--server", help="Run on this datalake-server (env DATALAKE_SERVER_URL)."),
+    wait: bool = typer.Option(False, "--wait", help="With a server: wait for the job and print its result."),
+    as_json: bool = typer.Option(False, "--json", help="Print the job result as JSON."),
+) -> None:
+    """Process every pending upload and print what landed (with a server: start its job)."""
+    client = client_for(ctx, server)
     job_id = client.trigger_processing()
+    if client.server and not wait:
+        typer.echo(f"Job {job_id} started on {client.server_url}; follow it with `datalake process status {job_id}`")
+        return
     result = client.wait_for_job_completion(job_id)
     if as_json:
         echo_json({"job_id": job_id, **result})
@@ -42,8 +54,8 @@ def start(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Uploads waiting in staging (pending, processing, failed with the reason) and recent jobs."""
-    client = _client(ctx)
-    uploads, jobs = client.list_uploads(), client.list_jobs()[-10:]
+    client = client_for(ctx)
+    uploads, jobs = client.list_uploads(), client.list_server_jobs()[-10:]
     if as_json:
         echo_json({"uploads": uploads, "jobs": jobs})
         return
@@ -57,11 +69,11 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
 @app.command("retry")
 def retry(ctx: typer.Context, upload_id: str) -> None:
     """Send a failed upload back to pending."""
-    _client(ctx).retry_upload(upload_id)
+    client_for(ctx).retry_upload(upload_id)
     typer.echo(f"Upload {upload_id} is pending again; run `datalake process start`.")
 
 
 @app.command("status")
 def status(ctx: typer.Context, job_id: str) -> None:
     """A job's record as JSON."""
-    echo_json(_client(ctx).get_job_status(job_id))
+    echo_json(client_for(ctx).get_job_status(job_id))

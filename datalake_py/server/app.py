@@ -1,0 +1,159 @@
+"""The aiohttp application: routes translate HTTP to core calls and errors to one JSON shape."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from watchfiles import awatch
+
+from .. import __version__
+from ..errors import AuthError, ConflictError, DatalakeError
+from ..jobs import JobStore
+from ..lake import Lake
+from ..processor import DatalakeProcessor, upload_counts
+from .runner import JobRunner
+
+log = logging.getLogger("datalake.server")
+MAX_BODY = 1024 * 1024
+STEP_MS = 300  # uploads arriving closer together than this are one burst
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ServerOptions:
+    base_path: str
+    num_proc: int
+    token: str | None = None
+    watch: bool = False
+    debounce_ms: int = 1000
+
+
+def error_response(status: int, message: str, kind: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message, "status": status, "type": kind}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if (request.content_length or 0) > MAX_BODY:
+        return error_response(413, f"request body over {MAX_BODY} bytes", "DatalakeError")
+    try:
+        return await handler(request)
+    except DatalakeError as exc:
+        return error_response(exc.status, str(exc), type(exc).__name__)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason, "DatalakeError")
+    except Exception as exc:  # a bug: say so without leaking internals
+        log.exception("request failed")
+        return error_response(500, f"internal error: {type(exc).__name__}", "DatalakeError")
+
+
+def token_check(token: str | None) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path != "/health":
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise AuthError("missing or wrong token: send `Authorization: Bearer <token>` "
+                                "(the client and CLI read it from DATALAKE_TOKEN or --token)")
+        return await handler(request)
+
+    return check
+
+
+def create_app(options: ServerOptions) -> web.Application:
+    lake = Lake(options.base_path).require()
+    store = JobStore(lake)
+
+    def process(stop: Any) -> Any:
+        return DatalakeProcessor(lake.root, options.num_proc).process_all_pending(stop)
+
+    runner = JobRunner(store, {"process": process})
+    app = web.Application(middlewares=[errors_as_json, token_check(options.token)], client_max_size=MAX_BODY)
+    routes = web.RouteTableDef()
+
+    @routes.get("/health")
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    @routes.get("/info")
+    async def info(_: web.Request) -> web.Response:
+        return web.json_response({
+            "version": __version__, "num_proc": options.num_proc, "watch": options.watch,
+            "auth": bool(options.token),
+            "paths": {"base_path": str(lake.root), "catalog": str(lake.catalog), "assets": str(lake.assets),
+                      "staging": str(lake.staging), "db": str(lake.db_path)},
+        })
+
+    @routes.get("/status")
+    async def status(_: web.Request) -> web.Response:
+        state = "stopping" if runner.stop.is_set() else ("processing" if "process" in runner.running else "idle")
+        return web.json_response({"state": state, "uploads": upload_counts(lake), "watch": options.watch,
+                                  "running_jobs": list(runner.running.values())})
+
+    @routes.post("/process")
+    async def start_processing(_: web.Request) -> web.Response:
+        if runner.stop.is_set():
+            raise ConflictError("the server is shutting down; try again once it is back")
+        job, started = runner.start("process")
+        return web.json_response({"job_id": job["job_id"], "status": "started" if started else "already_running"})
+
+    @routes.get("/jobs")
+    async def list_jobs(_: web.Request) -> web.Response:
+        return web.json_response({"jobs": store.list()})
+
+    @routes.get("/jobs/{job_id}")
+    async def get_job(request: web.Request) -> web.Response:
+        return web.json_response(store.get(request.match_info["job_id"]))
+
+    @routes.delete("/jobs/{job_id}")
+    async def delete_job(request: web.Request) -> web.Response:
+        job = store.get(request.match_info["job_id"])
+        if job["status"] == "running":
+            raise DatalakeError(f"job {job['job_id']} is still running; delete it once it has ended")
+        store.delete(job["job_id"])
+        return web.json_response({"ok": True, "deleted": job["job_id"]})
+
+    app.add_routes(routes)
+    app.on_startup.append(lambda _: _recover(store, runner, lake))
+    if options.watch:
+        app.cleanup_ctx.append(_watcher(lake, runner, options.debounce_ms))
+    app.on_shutdown.append(lambda _: runner.shutdown())
+    return app
+
+
+async def _recover(store: JobStore, runner: JobRunner, lake: Lake) -> None:
+    """Mark jobs a killed server left running as failed, and process again what they left."""
+    recovered = store.recover()
+    if recovered:
+        log.warning("jobs interrupted by a stop: %s", ", ".join(recovered))
+    store.prune()
+    counts = upload_counts(lake)
+    if counts["processing"] or (recovered and counts["pending"]):
+        runner.request("process")
+
+
+def _watcher(lake: Lake, runner: JobRunner, debounce_ms: int) -> Callable[[web.Application], Any]:
+    async def watch(_: web.Application) -> Any:
+        stop = asyncio.Event()
+
+        async def loop() -> None:
+            if upload_counts(lake)["pending"]:
+                runner.request("process")
+            async for _changes in awatch(lake.stage("pending"), stop_event=stop, debounce=debounce_ms,
+                                         step=STEP_MS, recursive=False):
+                runner.request("process")
+
+        task = asyncio.create_task(loop())
+        yield
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    return watch
+

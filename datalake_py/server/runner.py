@@ -1,0 +1,54 @@
+"""Runs the server's jobs in worker threads: one job of each kind at a time, records in the lake."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable
+
+from ..jobs import JobStore
+
+
+class JobRunner:
+    """Single-flight per kind: asking for a kind that runs returns that job; a follow-up can be queued."""
+
+    def __init__(self, store: JobStore, work: dict[str, Callable[[threading.Event], Any]]):
+        self.store = store
+        self.work = work
+        self.stop = threading.Event()
+        self.running: dict[str, dict[str, Any]] = {}
+        self._tasks: dict[str, asyncio.Future] = {}
+        self._again: set[str] = set()
+
+    def start(self, kind: str) -> tuple[dict[str, Any], bool]:
+        """(the job, True) if a new job started, or (the running job of that kind, False)."""
+        if kind in self.running:
+            return self.running[kind], False
+        job = self.store.create(kind)
+        self.running[kind] = job
+        loop = asyncio.get_running_loop()
+        task = loop.run_in_executor(None, self.store.run, job, lambda: self.work[kind](self.stop))
+        self._tasks[kind] = task
+        task.add_done_callback(lambda _: self._done(kind))
+        return job, True
+
+    def request(self, kind: str) -> None:
+        """Start a job of `kind` now, or once the running one ends (so nothing new is missed)."""
+        if kind in self.running:
+            self._again.add(kind)
+        else:
+            self.start(kind)
+
+    def _done(self, kind: str) -> None:
+        self.running.pop(kind, None)
+        self._tasks.pop(kind, None)
+        self.store.prune()
+        if kind in self._again and not self.stop.is_set():
+            self._again.discard(kind)
+            self.start(kind)
+
+    async def shutdown(self) -> None:
+        """Ask running jobs to stop after their current step, and wait for them."""
+        self.stop.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
