@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_LAKE ?= demo-lake
+PORT ?= 8091
+SERVER ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo serve test bench clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) scripts/demo.py --lake $(DEMO_LAKE)
+	$(PY) scripts/demo.py --lake $(DEMO_LAKE) $(if $(SERVER),--server $(SERVER))
+
+serve: install
+	$(VENV)/bin/datalake init $(DEMO_LAKE)
+	$(VENV)/bin/datalake-server --base-path $(DEMO_LAKE) --port $(PORT) --watch
 
 test: install
 	$(PY) -m pytest -q

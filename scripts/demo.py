@@ -38,9 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lake", default="demo-lake")
     parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--server", default=None, help="process on this datalake-server (see `make serve`)")
     args = parser.parse_args()
     lake = Path(args.lake)
-    shutil.rmtree(lake, ignore_errors=True)
+    if not args.server:  # a served lake is kept: running again shows that nothing is stored twice
+        shutil.rmtree(lake, ignore_errors=True)
     work = lake.parent / f"{lake.name}-source"
     work.mkdir(parents=True, exist_ok=True)
 
@@ -52,7 +54,7 @@ def main() -> None:
     labels = pd.DataFrame({"image": [b for b, _ in images],
                            "label": [{"elements": e} for _, e in images]})
 
-    client = DatalakeClient(user_id="demo", base_path=lake, create_dirs=True)
+    client = DatalakeClient(user_id="demo", base_path=lake, create_dirs=True, server_url=args.server)
     raw_id = client.upload_raw(work / "raw.parquet", provider="huggingface", dataset="demo_docs",
                                description="generated document images")
     ocr_id = client.upload_task(labels, provider="huggingface", dataset="demo_docs", task="ocr",
@@ -61,7 +63,7 @@ def main() -> None:
     print(f"staged uploads: raw {raw_id}, ocr {ocr_id}, raw again {again_id}")
 
     job_id = client.trigger_processing()
-    result = client.wait_for_job_completion(job_id)
+    result = client.wait_for_job_completion(job_id, polling_interval=0.2)
     print(f"\njob {job_id}:")
     for s in result["uploads"]:
         if s["status"] == "failed":
