@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import quote
 
-from . import config
-from .errors import DatalakeError
+import duckdb
+import pandas as pd
+
+from . import config, db, search
+from .errors import DatalakeError, ValidationError
 from .ingest import UploadRequest, stage_upload
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
@@ -37,6 +41,9 @@ class DatalakeClient:
         self.lake = init_lake(settings.base_path) if create_dirs else Lake(settings.base_path).require()
         self.jobs = JobStore(self.lake)
         self.server = ServerConnection(self.server_url, settings.token, timeout) if self.server_url else None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con_stamp: int | None = None
+        self._lock = threading.Lock()
 
     @property
     def base_path(self) -> Path:
@@ -107,6 +114,82 @@ class DatalakeClient:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DatalakeError(f"job {job_id} is still running after {timeout} s")
             time.sleep(polling_interval)
+
+    # -- database and queries --------------------------------------------------------------------
+
+    @property
+    def db_path(self) -> Path:
+        return self.lake.db_path
+
+    def build_db(self, full_refresh: bool = False) -> dict[str, Any]:
+        """Build or update the database with dbt (on the server if one is set); raises naming failing tests."""
+        if self.server:
+            job_id = self.server.request("POST", "/build")["job_id"]
+            return self.wait_for_job_completion(job_id, polling_interval=0.5)
+        return db.build_db(self.lake, full_refresh)
+
+    def get_db_info(self) -> dict[str, Any]:
+        """Tables and row counts, and whether the database is behind the catalog (`behind`)."""
+        return db.db_info(self.lake)
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection, reopened when a build has replaced the database file."""
+        stamp = self.lake.db_path.stat().st_ino if self.lake.db_path.exists() else None
+        if self._con is None or stamp != self._con_stamp:
+            if self._con is not None:
+                self._con.close()
+            self._con, self._con_stamp = db.connect(self.lake), stamp
+        return self._con
+
+    def search(self, providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
+               tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+               meta: dict[str, Any] | None = None, text_search: dict[str, Any] | None = None,
+               limit: int | None = None) -> pd.DataFrame:
+        """Catalog rows: globs per level (OR within, AND across), meta equality, text / JSON-path search."""
+        with self._lock:
+            return search.search(self._connection(), providers=providers, datasets=datasets, tasks=tasks,
+                                 variants=variants, meta=meta, text_search=text_search, limit=limit)
+
+    def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
+        """Run one read-only query against the database (values as `params`)."""
+        db.check_read_only(query)
+        with self._lock:
+            try:
+                return self._connection().execute(query, params).df()
+            except duckdb.Error as exc:
+                raise ValidationError(f"query failed: {exc}") from None
+
+    def get_partitions(self) -> pd.DataFrame:
+        """One row per partition with its counts and last upload."""
+        return self.sql("select * from partitions order by partition_key")
+
+    def download(self, rows: pd.DataFrame, output: str | Path, format: str = "auto",
+                 include_images: bool = True) -> dict[str, Any]:
+        """Write rows to parquet (absolute asset paths) or a save_to_disk dataset (Image feature)."""
+        from . import export
+
+        return export.download(self.lake, rows, output, format, include_images)
+
+    def to_dataset(self, rows: pd.DataFrame, include_images: bool = True) -> Any:
+        """The rows as a datasets.Dataset whose `image` column is the Image feature."""
+        from . import export
+
+        return export.to_dataset(self.lake, rows, include_images)
+
+    def to_pandas(self, rows: pd.DataFrame, include_images: bool = False) -> pd.DataFrame:
+        """The rows with absolute asset paths (and image bytes with include_images)."""
+        from . import export
+
+        return export.to_pandas(self.lake, rows, include_images)
+
+    def validate_assets(self, rows: pd.DataFrame | None = None, sample_percent: float = 100,
+                        deep: bool = False) -> dict[str, Any]:
+        """Check that assets exist (deep: and hash right): total, checked, missing, integrity_rate."""
+        from . import validation
+
+        return validation.validate_assets(self.lake, rows, sample_percent, deep)
+
+    # -- staging -------------------------------------------------------------------------------
 
     def list_uploads(self) -> list[dict[str, Any]]:
         """Uploads still in staging (pending, processing, failed with the reason)."""

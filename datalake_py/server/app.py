@@ -13,6 +13,7 @@ from watchfiles import awatch
 
 from .. import __version__
 from ..errors import AuthError, ConflictError, DatalakeError
+from ..db import build_db
 from ..jobs import JobStore
 from ..lake import Lake
 from ..processor import DatalakeProcessor, upload_counts
@@ -74,7 +75,7 @@ def create_app(options: ServerOptions) -> web.Application:
     def process(stop: Any) -> Any:
         return DatalakeProcessor(lake.root, options.num_proc).process_all_pending(stop)
 
-    runner = JobRunner(store, {"process": process})
+    runner = JobRunner(store, {"process": process, "build": lambda _stop: build_db(lake)})
     app = web.Application(middlewares=[errors_as_json, token_check(options.token)], client_max_size=MAX_BODY)
     routes = web.RouteTableDef()
 
@@ -93,16 +94,24 @@ def create_app(options: ServerOptions) -> web.Application:
 
     @routes.get("/status")
     async def status(_: web.Request) -> web.Response:
-        state = "stopping" if runner.stop.is_set() else ("processing" if "process" in runner.running else "idle")
+        busy = {"process": "processing", "build": "building"}
+        state = "stopping" if runner.stop.is_set() else " and ".join(busy[k] for k in sorted(runner.running)) or "idle"
         return web.json_response({"state": state, "uploads": upload_counts(lake), "watch": options.watch,
                                   "running_jobs": list(runner.running.values())})
 
-    @routes.post("/process")
-    async def start_processing(_: web.Request) -> web.Response:
+    def start(kind: str) -> web.Response:
         if runner.stop.is_set():
             raise ConflictError("the server is shutting down; try again once it is back")
-        job, started = runner.start("process")
+        job, started = runner.start(kind)
         return web.json_response({"job_id": job["job_id"], "status": "started" if started else "already_running"})
+
+    @routes.post("/process")
+    async def start_processing(_: web.Request) -> web.Response:
+        return start("process")
+
+    @routes.post("/build")
+    async def start_build(_: web.Request) -> web.Response:
+        return start("build")
 
     @routes.get("/jobs")
     async def list_jobs(_: web.Request) -> web.Response:

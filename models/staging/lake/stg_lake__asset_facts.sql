@@ -1,5 +1,6 @@
-{#- One row per asset an upload brought (the same asset may come from several uploads). -#}
-{%- if lake_files('ledger/assets/*.parquet') %}
+{# One row per asset an upload brought (the same asset may come from several uploads). #}
+-- depends_on: {{ source('lake', 'asset_facts') }}
+{% if lake_files('ledger/assets/*.parquet') %}
 select
     hash,
     path,

@@ -1,6 +1,7 @@
-{#- One row per stored row, with its partition, a stable row_id and the part file it is in.
-    An empty lake gives an empty view with the contract's columns. -#}
-{%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
+{# One row per stored row, with its partition, a stable row_id and the part file it is in.
+    An empty lake gives an empty view with the contract's columns. #}
+-- depends_on: {{ source('lake', 'catalog') }}
+{% set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
 {%- if lake_files('catalog/provider=*/dataset=*/task=*/variant=*/*.parquet') -%}
 {%- set columns = source_columns(source('lake', 'catalog')) -%}
 select

@@ -1,5 +1,6 @@
-{#- One row per processed upload, from the ledger. -#}
-{%- if lake_files('ledger/uploads/*.parquet') %}
+{# One row per processed upload, from the ledger. #}
+-- depends_on: {{ source('lake', 'uploads') }}
+{% if lake_files('ledger/uploads/*.parquet') %}
 select
     upload_id,
     provider,

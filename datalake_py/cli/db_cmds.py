@@ -1,0 +1,65 @@
+"""`datalake db` (build, info, validate) and `datalake docs` (dbt docs for the lake)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import typer
+
+from ..db import generate_docs, run_dbt
+from ..errors import DatalakeError
+from .output import echo_json
+from .process_cmds import client_for
+
+app = typer.Typer(no_args_is_help=True, help="Build and inspect the lake's DuckDB database.")
+docs_app = typer.Typer(no_args_is_help=True, help="The dbt docs site: lineage from the lake's files to the marts.")
+
+
+@app.command("update")
+def update(ctx: typer.Context, full_refresh: bool = typer.Option(False, "--full-refresh",
+                                                                  help="Rebuild everything, not only what is new.")) -> None:
+    """Run `dbt build`: the database catches up with the catalog; failing tests are named."""
+    info = client_for(ctx).build_db(full_refresh)
+    tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
+    typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
+
+
+@app.command("info")
+def info(ctx: typer.Context) -> None:
+    """Tables, row counts, and whether the database is behind the catalog."""
+    echo_json(client_for(ctx).get_db_info())
+
+
+@app.command("validate")
+def validate(ctx: typer.Context,
+             sample: float = typer.Option(100, "--sample", help="Percent of assets to check."),
+             deep: bool = typer.Option(False, "--deep", help="Also re-hash every checked asset's bytes.")) -> None:
+    """Check that stored assets exist (and with --deep, that their bytes match their hash)."""
+    report = client_for(ctx).validate_assets(sample_percent=sample, deep=deep)
+    echo_json(report)
+    if report["missing_count"] or report.get("mismatch_count"):
+        raise DatalakeError(f"{report['missing_count']} missing and {report.get('mismatch_count', 0)} "
+                            "corrupt asset(s)")
+
+
+@docs_app.command("generate")
+def generate(ctx: typer.Context) -> None:
+    """Write the docs site (catalog and lineage) next to the database."""
+    index = generate_docs(client_for(ctx).lake)
+    typer.echo(f"Docs written to {index}; view them with `datalake docs serve`")
+
+
+@docs_app.command("serve")
+def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host")) -> None:
+    """Serve the docs site (run `datalake docs generate` first)."""
+    client = client_for(ctx)
+    if not (client.lake.db_dir / "dbt-target" / "index.html").exists():
+        raise DatalakeError("no docs yet; run `datalake docs generate` first")
+    try:
+        run_dbt(client.lake, ["docs", "serve", "--port", str(port), "--host", host, "--no-browser"],
+                capture=False)
+    except KeyboardInterrupt:
+        pass
+    except subprocess.SubprocessError as exc:
+        raise DatalakeError(f"dbt docs serve failed: {exc}") from None

@@ -1,0 +1,201 @@
+"""The lake's DuckDB database: built by dbt from the catalog files, read by everyone else.
+
+A build runs `dbt build` on a copy of the current database (so incremental models only add
+what is new) and renames the result into place: readers keep the file they opened, new readers
+get the new one, and a failed build leaves the previous database as it was. Builds take turns
+under a lock. The file is a cache: delete it and the next build makes it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from .errors import DatalakeError, NotFoundError, ValidationError
+from .fs import file_lock
+from .lake import Lake, utc_now
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent  # holds dbt_project.yml and profiles/
+RULES_TEST = "task_meta_rules"
+
+
+class DbBuildError(DatalakeError):
+    """`dbt build` failed: the message names each failing model or test."""
+
+
+def dbt_env(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
+    """The environment plain `dbt` needs for this lake."""
+    return {**os.environ, "DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path)}
+
+
+def run_dbt(lake: Lake, args: list[str], db_path: Path | None = None,
+            capture: bool = True) -> subprocess.CompletedProcess:
+    """Run a dbt command on the lake's project; its logs go to the lake's logs/."""
+    command = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args,
+               "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR / "profiles"),
+               "--target-path", str(lake.db_dir / "dbt-target"), "--log-path", str(lake.logs)]
+    return subprocess.run(command, env=dbt_env(lake, db_path), capture_output=capture, text=True,
+                          cwd=PROJECT_DIR, stdin=subprocess.DEVNULL if capture else None)
+
+
+def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
+    """Build (or update) the database; its summary, or DbBuildError naming what failed."""
+    lake.require()
+    started = time.monotonic()
+    with file_lock(lake.locks / "build.lock"):
+        work = lake.db_dir / ".catalog.duckdb.building"
+        for leftover in (work, work.with_name(work.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        incremental = lake.db_path.exists() and not full_refresh
+        if incremental:
+            shutil.copyfile(lake.db_path, work)
+        proc = run_dbt(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
+        try:
+            results = _run_results(lake)
+            failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
+            if proc.returncode != 0 or failures:
+                detail = "\n  ".join(failures) or (proc.stdout + proc.stderr).strip()[-2000:]
+                raise DbBuildError(f"dbt build failed; the database was left as it was:\n  {detail}")
+            os.replace(work, lake.db_path)
+        finally:
+            work.unlink(missing_ok=True)
+    return {"built_at": utc_now(), "seconds": round(time.monotonic() - started, 2),
+            "incremental": incremental, "nodes": len(results), **db_info(lake)}
+
+
+def _run_results(lake: Lake) -> list[dict[str, Any]]:
+    path = lake.db_dir / "dbt-target" / "run_results.json"
+    try:
+        return json.loads(path.read_text())["results"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return []
+
+
+def _describe_failure(result: dict[str, Any], work: Path) -> str:
+    """One line per failing node; for the meta rules test, one line per task, field and bad value."""
+    name = result["unique_id"].split(".")[2] if result["unique_id"].count(".") >= 2 else result["unique_id"]
+    if RULES_TEST in result["unique_id"] and result["status"] == "fail":
+        try:
+            with duckdb.connect(str(work), read_only=True) as con:
+                rows = con.execute(f"select * from {result['relation_name']} order by all").fetchall()
+        except duckdb.Error:
+            rows = []
+        lines = [f"task {t!r} field {f!r}: value {v!r} in {n} row(s) ({p})" for t, f, v, n, p in rows]
+        return "schema rules (config/schema.yaml) broken:\n    " + "\n    ".join(lines or [result["message"]])
+    return f"{name}: {result['status']}: {result.get('message') or ''}".strip()
+
+
+def require_db(path: Path) -> Path:
+    if not path.exists():
+        raise NotFoundError(f"no database at {path} yet; build it with `datalake db update` (or client.build_db())")
+    return path
+
+
+def open_db(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to a database file; read-only ones cannot reach files outside it."""
+    require_db(path)
+    if not read_only:
+        return duckdb.connect(str(path))
+    return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
+
+
+def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the lake's database."""
+    return open_db(lake.db_path)
+
+
+def generate_docs(lake: Lake) -> Path:
+    """Write the dbt docs site for the lake (from a copy of the database, so readers are undisturbed)."""
+    lake.require()
+    with file_lock(lake.locks / "build.lock"):
+        work = lake.db_dir / ".catalog.duckdb.docs"
+        shutil.copyfile(require_db(lake.db_path), work)
+        try:
+            proc = run_dbt(lake, ["docs", "generate"], work)
+        finally:
+            work.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise DatalakeError(f"dbt docs generate failed:\n{(proc.stdout + proc.stderr).strip()[-2000:]}")
+    return lake.db_dir / "dbt-target" / "index.html"
+
+
+def db_info(lake: Lake) -> dict[str, Any]:
+    """Whether the database exists, its tables with row counts, and whether it is behind the catalog."""
+    in_lake = sorted(p.stem for p in (lake.ledger / "uploads").glob("*.parquet"))
+    if not lake.db_path.exists():
+        return {"path": str(lake.db_path), "exists": False, "behind": True, "uploads_in_lake": len(in_lake),
+                "uploads_missing": len(in_lake), "tables": {}}
+    with connect(lake) as con:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main' "
+            "and table_type = 'BASE TABLE' order by 1").fetchall()]
+        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+        in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
+    missing = [u for u in in_lake if u not in in_db]
+    stat = lake.db_path.stat()
+    return {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,
+            "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
+            "tables": counts, "uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
+            "behind": bool(missing)}
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but one query (SELECT, WITH, set operations, DESCRIBE, SHOW)."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise ValidationError(f"the SQL does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise ValidationError(f"give exactly one SQL statement (got {len(statements)})")
+    if not isinstance(statements[0], (exp.Query, exp.Describe, exp.Show)):
+        raise ValidationError(f"only queries are allowed here (got {statements[0].key.upper()}); "
+                              "the database is rebuilt from the lake's files, change those instead")
+
+
+class DuckDBClient:
+    """Local querying of a lake database file; read-only by default."""
+
+    def __init__(self, db_path: str | Path, read_only: bool = True):
+        self.read_only = read_only
+        self.con = open_db(Path(db_path), read_only)
+
+    def __enter__(self) -> "DuckDBClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def execute_query(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+        """Run SQL (values as `params`) and return a DataFrame; only queries when read-only."""
+        if self.read_only:
+            check_read_only(sql)
+        try:
+            return self.con.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise ValidationError(f"query failed: {exc}") from None
+
+    def list_tables(self) -> list[str]:
+        return [r[0] for r in self.con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main' order by 1").fetchall()]
+
+    def get_table_info(self, table: str) -> pd.DataFrame:
+        """Columns of a table: name, type, nullable."""
+        if table not in self.list_tables():
+            raise NotFoundError(f"no table {table!r}; tables: {', '.join(self.list_tables())}")
+        return self.con.execute(
+            "select column_name, data_type, is_nullable from information_schema.columns "
+            "where table_schema = 'main' and table_name = ? order by ordinal_position", [table]).df()
