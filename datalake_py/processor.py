@@ -280,10 +280,12 @@ def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
 
 
 def _move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
-    """Move staged asset files into the store; (new assets, their bytes).
+    """Put staged asset files into the store; (new assets, their bytes).
 
     A hard link claims the target atomically (it fails if the content is stored already), so
-    concurrent processors count each new asset once; file systems without hard links get a rename.
+    concurrent processors count each new asset once. The staged name stays linked until the
+    staging folder is removed, so a rerun after a crash still recognises the assets this upload
+    stored (same file) and counts them as its own. File systems without hard links get a rename.
     """
     new = new_bytes = 0
     if not staged.is_dir():
@@ -297,15 +299,12 @@ def _move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
         try:
             os.link(entry.path, target)
         except FileExistsError:
-            os.unlink(entry.path)
-            continue
+            if not os.path.samefile(entry.path, target):
+                continue  # stored before, by another upload
         except OSError:  # no hard links here
             if target.exists():
-                os.unlink(entry.path)
                 continue
             os.replace(entry.path, target)
-        else:
-            os.unlink(entry.path)
         new += 1
         new_bytes += size
     return new, new_bytes

@@ -13,9 +13,9 @@ from datalake import DatalakeClient
 
 
 def image_bytes(seed: int, fmt: str = "PNG", size: tuple[int, int] = (24, 16)) -> bytes:
-    """A small real image whose bytes differ for every seed."""
+    """A small real image whose bytes differ for every seed below 24*16*256 (PNG)."""
     image = Image.new("RGB", size, ((seed * 37) % 256, (seed * 11) % 256, (seed * 5) % 256))
-    image.putpixel((seed % size[0], 0), (seed % 256, 0, 255))
+    image.putpixel((seed % size[0], (seed // size[0]) % size[1]), (seed % 256, (seed // 384) % 256, 255))
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
     return buffer.getvalue()

@@ -183,3 +183,22 @@ def test_guided_upload_asks_for_what_is_missing_in_a_terminal(lake, data):
     assert "-> huggingface/guided/ocr/v1" in out
     manifest = json.loads(next((lake / "staging" / "pending").glob("*/manifest.json")).read_text())
     assert manifest["meta"] == {"lang": "ko", "src": "real"} and manifest["uploaded_by"] == "dana"
+
+
+def test_db_search_query_download(lake, data, tmp_path):
+    base = ["--base-path", str(lake)]
+    run(*base, "upload", str(data), "-p", "huggingface", "-d", "coco_2017")
+    assert run(*base, "process", "start").exit_code == 0
+    result = run(*base, "db", "update")
+    assert result.exit_code == 0 and "catalog 3" in result.stdout
+    assert json.loads(run(*base, "db", "info").stdout)["behind"] is False
+    found = run(*base, "search", "--provider", "huggingface", "--dataset", "coco_*", "--format", "json")
+    assert sorted(r["label"] for r in json.loads(found.stdout)) == ["a", "b", "c"]
+    found = run(*base, "search", "--text", "B", "--column", "label", "--format", "csv")
+    assert found.stdout.splitlines()[1].split(",")[0].endswith(":1")
+    result = run(*base, "query", "select count(*) as n from catalog", "--format", "json")
+    assert json.loads(result.stdout) == [{"n": 3}]
+    result = run(*base, "query", "drop table catalog")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: only queries are allowed here (got DROP)")
+    result = run(*base, "search", "--format", "xml")
+    assert (result.exit_code, result.stderr) == (1, "Error: --format must be one of table, json, csv\n")

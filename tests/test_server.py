@@ -274,3 +274,16 @@ def test_finished_job_records_are_bounded(lake):
     assert store.prune(keep=2) == 3
     assert [j["status"] for j in store.list()] == ["completed", "completed", "running"]
     assert store.get(running["job_id"])["status"] == "running"
+
+
+def test_build_is_a_job_of_its_own_kind(lake, server):
+    client = DatalakeClient(user_id="u", base_path=lake, server_url=server.url)
+    stage(client, 2, 3)
+    client.wait_for_job_completion(client.trigger_processing(), polling_interval=0.1, timeout=60)
+    status, build = server.call("POST", "/build")
+    assert status == 200 and build["status"] == "started" and build["job_id"].startswith("build-")
+    status, process_job = server.call("POST", "/process")
+    assert process_job["job_id"] != build["job_id"] and process_job["job_id"].startswith("process-")
+    result = client.wait_for_job_completion(build["job_id"], polling_interval=0.2, timeout=120)
+    assert result["tables"]["catalog"] == 6 and result["behind"] is False
+    assert client.build_db()["tables"]["catalog"] == 6  # the client's build_db runs on the server
