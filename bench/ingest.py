@@ -204,6 +204,20 @@ def sync() -> None:
     os.sync()
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy, less this benchmark's own (and its waited-for
+    children's): what other work (and kernel threads such as write-back) took. 0 without /proc."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    except (OSError, ValueError):
+        return 0.0
+    machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return machine - own
+
+
 def time_cp(source: Path, dest: Path) -> float:
     """Seconds of `cp -r source dest`, dest a fresh folder on the same file system."""
     shutil.rmtree(dest, ignore_errors=True)
@@ -352,12 +366,16 @@ def main() -> None:
     try:
         warm_cache(workload.image_dir)
         print("caches: warm for both (every image read once first); sync before each measurement")
+        print("(CPU used outside the benchmark, by other work or kernel threads, makes the figures noisy)")
         for n in range(1, args.runs + 1):
+            other = busy_cpu_s()
             cp_times.append(time_cp(workload.image_dir, cp_dest))
             runs.append(time_ingest(lake, uploads, args.num_proc, tmp))
+            other = busy_cpu_s() - other
             r = runs[-1]
             print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; upload {r['upload_s']:.2f} s + process "
-                  f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB")
+                  f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB; "
+                  f"CPU used meanwhile outside the benchmark {other:.1f} s")
     finally:
         shutil.rmtree(cp_dest, ignore_errors=True)
         if not args.keep:
