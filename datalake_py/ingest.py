@@ -242,12 +242,14 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
     return manifest
 
 
-def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id: str,
-                  folder: Path, num_proc: int) -> dict[str, Any]:
+def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id: str, folder: Path,
+                   num_proc: int) -> BatchConverter:
+    """Stream a source into `folder`: rows to data.parquet, new asset bytes to assets/, their facts
+    to assets.parquet. Raises ValidationError for problem rows or no rows."""
     converter = BatchConverter(lake, request, upload_id, source, folder, num_proc)
     writer = None
     try:
-        with tqdm(desc=f"upload {request.dataset}", unit="row", disable=None, leave=False) as bar:
+        with tqdm(desc=f"read {source.description[:40]}", unit="row", disable=None, leave=False) as bar:
             for batch, base in source.batches():
                 out = converter.convert(batch, base)
                 if converter.problems.count == 0:
@@ -262,10 +264,15 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
     converter.problems.raise_if_any(source.description)
     if converter.rows == 0:
         raise ValidationError(f"{source.description} holds no rows; there is nothing to upload")
-    if converter.column.mode == "hash" and request.task == RAW_TASK:
+    pq.write_table(converter.asset_facts(), folder / ASSETS_FILE)
+    return converter
+
+
+def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id: str,
+                  folder: Path, num_proc: int) -> dict[str, Any]:
+    if find_asset_column(source.schema).mode == "hash" and request.task == RAW_TASK:
         raise ValidationError("a raw upload must carry its data; only task uploads may reference assets by hash")
-    facts = converter.asset_facts()
-    pq.write_table(facts, folder / ASSETS_FILE)
+    converter = convert_source(lake, source, request, upload_id, folder, num_proc)
     variant = request.variant or converter.raw_variant()
     partition = Partition(request.provider, request.dataset, request.task, variant)
     manifest = {
@@ -280,7 +287,7 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "num_rows": converter.rows,
         "asset_column": converter.column.name,
         "asset_mode": converter.column.mode,
-        "num_assets": facts.num_rows,
+        "num_assets": len(converter.stager.seen),
         "staged_asset_bytes": sum(f.stat().st_size for f in (folder / "assets").iterdir()),
         "overwrite": bool(request.overwrite),
     }
