@@ -11,7 +11,8 @@ from urllib.parse import quote
 import duckdb
 import pandas as pd
 
-from . import config, db, search
+from . import config, db, export, search, validation
+from .collections import CollectionManager
 from .errors import DatalakeError, ValidationError
 from .ingest import UploadRequest, stage_upload
 from .jobs import JobStore
@@ -166,28 +167,49 @@ class DatalakeClient:
     def download(self, rows: pd.DataFrame, output: str | Path, format: str = "auto",
                  include_images: bool = True) -> dict[str, Any]:
         """Write rows to parquet (absolute asset paths) or a save_to_disk dataset (Image feature)."""
-        from . import export
-
         return export.download(self.lake, rows, output, format, include_images)
 
     def to_dataset(self, rows: pd.DataFrame, include_images: bool = True) -> Any:
         """The rows as a datasets.Dataset whose `image` column is the Image feature."""
-        from . import export
-
         return export.to_dataset(self.lake, rows, include_images)
 
     def to_pandas(self, rows: pd.DataFrame, include_images: bool = False) -> pd.DataFrame:
         """The rows with absolute asset paths (and image bytes with include_images)."""
-        from . import export
-
         return export.to_pandas(self.lake, rows, include_images)
 
     def validate_assets(self, rows: pd.DataFrame | None = None, sample_percent: float = 100,
                         deep: bool = False) -> dict[str, Any]:
         """Check that assets exist (deep: and hash right): total, checked, missing, integrity_rate."""
-        from . import validation
-
         return validation.validate_assets(self.lake, rows, sample_percent, deep)
+
+    # -- collections ---------------------------------------------------------------------------
+
+    @property
+    def collection_manager(self) -> CollectionManager:
+        return CollectionManager(self.lake, self.user_id, self.num_proc)
+
+    def import_collection(self, data_source: Any, name: str, version: str | None = None,
+                          description: str = "", query: str | None = None) -> dict[str, Any]:
+        """Freeze search results or external data as a new, immutable collection version; its metadata."""
+        return self.collection_manager.import_collection(data_source, name, version, description, query)
+
+    def load_collection(self, name: str, version: str | None = None, include_images: bool = True) -> Any:
+        """A collection version (None: latest) as a datasets.Dataset with the Image feature."""
+        return export.to_dataset(self.lake, self.collection_manager.members(name, version), include_images)
+
+    def export_collection(self, name: str, version: str | None = None, output_path: str | Path = ".",
+                          format: str = "auto", include_images: bool = True) -> dict[str, Any]:
+        """Write a collection version as `datasets` (save_to_disk) or `parquet`."""
+        rows = self.collection_manager.members(name, version)
+        return export.download(self.lake, rows, output_path, format, include_images)
+
+    def delete_collection(self, name: str, version: str | None = None) -> list[str]:
+        """Delete a version (None: the whole collection); `latest` moves back."""
+        return self.collection_manager.delete(name, version)
+
+    def verify_collection(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Recompute the fingerprint and re-hash every member's asset."""
+        return self.collection_manager.verify(name, version)
 
     # -- staging -------------------------------------------------------------------------------
 

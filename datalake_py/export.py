@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 import pyarrow as pa
+import xxhash
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -190,6 +190,16 @@ def _write_shards(parts: Iterator[pa.Table], schema: pa.Schema, folder: Path) ->
     return names
 
 
+def _content_digest(folder: Path, names: list[str]) -> str:
+    """A fingerprint of the shards' bytes: the same rows give the same dataset, byte for byte."""
+    hasher = xxhash.xxh3_64()
+    for name in names:
+        with open(folder / name, "rb") as f:
+            while chunk := f.read(1 << 22):
+                hasher.update(chunk)
+    return hasher.hexdigest()
+
+
 def _write_dataset(lake: Lake, rows: pd.DataFrame, output: Path, include_images: bool) -> dict[str, int]:
     """Write the save_to_disk layout (data-*.arrow, dataset_info.json, state.json) directly.
 
@@ -207,7 +217,7 @@ def _write_dataset(lake: Lake, rows: pd.DataFrame, output: Path, include_images:
     try:
         names = _write_shards(parts, features.arrow_schema, work)
         datasets.DatasetInfo(features=features).write_to_directory(str(work))
-        state = {"_data_files": [{"filename": name} for name in names], "_fingerprint": secrets.token_hex(8),
+        state = {"_data_files": [{"filename": name} for name in names], "_fingerprint": _content_digest(work, names),
                  "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
                  "_output_all_columns": False, "_split": None}
         (work / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")

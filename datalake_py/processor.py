@@ -202,7 +202,7 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
         if manifest.get("overwrite"):
             for part in others:
                 part.unlink(missing_ok=True)
-    counts["new_assets"], counts["new_bytes"] = _move_assets(lake, folder / "assets")
+    counts["new_assets"], counts["new_bytes"] = move_assets(lake, folder / "assets")
     counts["reused_assets"] = max(0, counts.pop("distinct_assets") - counts["new_assets"])
     summary = {"partition": str(partition), **counts}
     _write_ledger(lake, folder, manifest, summary)
@@ -279,7 +279,7 @@ def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
             "distinct_assets": distinct_assets}
 
 
-def _move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
+def move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
     """Put staged asset files into the store; (new assets, their bytes).
 
     A hard link claims the target atomically (it fails if the content is stored already), so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -75,10 +76,17 @@ def register(app: typer.Typer) -> None:
                      limit: Optional[int] = typer.Option(None, "--limit"),
                      fmt: str = typer.Option("auto", "--format", help="dataset, parquet or auto (by the output name)."),
                      include_images: bool = typer.Option(False, "--include-images",
-                                                         help="Embed image bytes (dataset format).")) -> None:
-        """Search, then write the rows as parquet or a Hugging Face dataset."""
+                                                         help="Embed image bytes (dataset format)."),
+                     as_collection: Optional[str] = typer.Option(None, "--as-collection",
+                                                                 help="Also freeze the rows as this collection."),
+                     version: Optional[str] = typer.Option(None, "--version", help="With --as-collection.")) -> None:
+        """Search, then write the rows as parquet or a Hugging Face dataset (and freeze them as a collection)."""
         client = client_for(ctx)
-        rows = client.search(**_filters(provider, dataset, task, variant, meta, text, column, json_path, limit))
+        filters = _filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
+        rows = client.search(**filters)
+        if as_collection:
+            frozen = client.import_collection(rows, as_collection, version, query=json.dumps(filters, ensure_ascii=False))
+            typer.echo(f"Froze {frozen['num_samples']} rows as collection {frozen['name']} {frozen['version']}")
         summary = client.download(rows, output, fmt, include_images)
         typer.echo(f"Wrote {summary['rows']} rows to {summary['output']} ({summary['format']})"
                    + (f"; {summary['missing_assets']} row(s) have a missing asset" if summary["missing_assets"] else ""))

@@ -1,0 +1,74 @@
+"""`datalake collections`: freeze, list, export, verify and delete training sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DatalakeError
+from .output import echo_json, table
+from .process_cmds import client_for
+
+app = typer.Typer(no_args_is_help=True, help="Immutable, versioned training sets.")
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Every collection with its versions and latest."""
+    found = client_for(ctx).collection_manager.list_collections()
+    for entry in found:
+        entry["versions"] = ",".join(entry["versions"])
+    typer.echo(table(found, ["name", "latest", "versions", "num_samples", "created_at", "description"])
+               if found else "No collections.")
+
+
+@app.command("info")
+def info(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None)) -> None:
+    """A version's metadata (default: latest)."""
+    echo_json(client_for(ctx).collection_manager.info(name, version))
+
+
+@app.command("import")
+def import_(ctx: typer.Context,
+            source: Path = typer.Argument(..., help="A parquet file or folder, or a save_to_disk folder."),
+            name: str = typer.Option(..., "--name"),
+            version: Optional[str] = typer.Option(None, "--version", help="Default: the next vN."),
+            description: str = typer.Option("", "--description")) -> None:
+    """Freeze external data as a new collection version (its assets go into the lake's store)."""
+    meta = client_for(ctx).import_collection(source, name, version, description)
+    typer.echo(f"Collection {meta['name']} {meta['version']}: {meta['num_samples']} samples, "
+               f"fingerprint {meta['fingerprint']}")
+
+
+@app.command("export")
+def export(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None),
+           output: Path = typer.Option(..., "--output", "-o"),
+           fmt: str = typer.Option("auto", "--format", help="datasets, parquet or auto (by the output name)."),
+           include_images: bool = typer.Option(True, "--include-images/--no-images",
+                                               help="Embed image bytes, or point at the files.")) -> None:
+    """Write a version (default: latest) as a save_to_disk dataset or parquet."""
+    summary = client_for(ctx).export_collection(name, version, output, fmt, include_images)
+    typer.echo(f"Wrote {summary['rows']} rows to {summary['output']} ({summary['format']})")
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None)) -> None:
+    """Recompute the fingerprint and re-hash every member's asset; exit 1 on any difference."""
+    report = client_for(ctx).verify_collection(name, version)
+    if not report["ok"]:
+        raise DatalakeError(f"collection {name} {report['version']} does not verify: " + "; ".join(report["problems"]))
+    typer.echo(f"Collection {name} {report['version']} verifies: fingerprint {report['fingerprint']}, "
+               f"{report['assets']['checked']} assets checked")
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None),
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting a whole collection.")) -> None:
+    """Delete a version, or the whole collection (asks first unless --yes)."""
+    if version is None and not yes:
+        if not typer.confirm(f"Delete every version of collection {name!r}?", default=False):
+            raise DatalakeError("nothing deleted")
+    deleted = client_for(ctx).delete_collection(name, version)
+    typer.echo(f"Deleted {name} {', '.join(deleted)}")

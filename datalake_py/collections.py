@@ -1,0 +1,223 @@
+"""Collections: frozen, named, versioned sets of rows with their assets, for training.
+
+`collections/<name>/<version>/` holds `members.parquet` (rows with `hash`/`path` into the shared
+asset store) and `metadata.json` (who, when, source, size, and a fingerprint over the members'
+content); `collections/<name>/latest` names the newest version. A version is written in a
+hidden folder and renamed into place, so it appears complete or not at all, and never changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from .assets import AssetStore
+from .errors import ConflictError, NotFoundError, ValidationError
+from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
+from .ingest import ASSETS_FILE, DATA_FILE, UploadRequest, convert_source
+from .lake import Lake, check_hash, check_name, new_upload_id, utc_now
+from .processor import move_assets
+from .sources import open_source
+from .validation import validate_assets
+
+MEMBERS, METADATA, LATEST = "members.parquet", "metadata.json", "latest"
+AUTO_VERSION = re.compile(r"v(\d+)")
+
+
+def fingerprint(members: Path) -> str:
+    """xxh3-128 over the members' columns and rows, in order."""
+    hasher = xxhash.xxh3_128()
+    reader = pq.ParquetFile(members)
+    hasher.update(json.dumps(reader.schema_arrow.names).encode())
+    for batch in reader.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            hasher.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode())
+            hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+class CollectionManager:
+    """Import, list, read, verify and delete the collections of one lake."""
+
+    def __init__(self, lake: Lake, user: str, num_proc: int = 1):
+        self.lake = lake
+        self.user = user
+        self.num_proc = num_proc
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def _folder(self, name: str) -> Path:
+        return self.lake.collections / check_name(name, "collection")
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Metadata of every version of a collection, oldest first."""
+        folder = self._folder(name)
+        found = [read_json(p / METADATA) for p in folder.iterdir()
+                 if p.is_dir() and not p.name.startswith(".") and (p / METADATA).is_file()] if folder.is_dir() else []
+        return sorted(found, key=lambda m: (m["created_at"], m["version"]))
+
+    def resolve(self, name: str, version: str | None = None) -> Path:
+        """The folder of a version (None: the latest); NotFoundError naming what exists."""
+        folder = self._folder(name)
+        if version is None:
+            latest = folder / LATEST
+            if not latest.is_file():
+                raise NotFoundError(f"collection {name!r} does not exist; `datalake collections list` shows them")
+            version = latest.read_text().strip()
+        target = folder / check_name(version, "version")
+        if not (target / METADATA).is_file():
+            known = ", ".join(m["version"] for m in self.versions(name)) or "none"
+            raise NotFoundError(f"collection {name!r} has no version {version!r} (versions: {known})")
+        return target
+
+    # -- import --------------------------------------------------------------------------------
+
+    def import_collection(self, data_source: Any, name: str, version: str | None = None,
+                          description: str = "", query: str | None = None) -> dict[str, Any]:
+        """Freeze rows as a new version; its metadata. Lake rows (search results) keep their columns;
+        other data has its assets stored first, as an upload would."""
+        check_name(name, "collection")
+        if version is not None:
+            check_name(version, "version")
+            if version == LATEST:
+                raise ValidationError(f"{LATEST!r} names the newest version; choose another version name")
+        folder = self._folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        work = folder / f".import-{new_upload_id()}"
+        work.mkdir()
+        try:
+            source_text = self._write_members(data_source, work)
+            with file_lock(self.lake.lock_path("collection", name)):
+                chosen = version or self._next_version(name)
+                if chosen in self._used_versions(name):
+                    raise ConflictError(f"collection {name!r} already has (or had) version {chosen!r}; versions "
+                                        "never change and deleted ones are not reused: import as a new version")
+                metadata = self._metadata(name, chosen, description, query or source_text, work / MEMBERS)
+                write_json_atomic(work / METADATA, metadata)
+                for f in (work / MEMBERS, work / METADATA):
+                    f.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                os.rename(work, folder / chosen)
+                self._set_latest(name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return metadata
+
+    def _write_members(self, data_source: Any, work: Path) -> str:
+        """Write members.parquet in `work`; a description of where the rows came from."""
+        if isinstance(data_source, pd.DataFrame) and {"row_id", "hash"} <= set(data_source.columns):
+            return self._lake_rows(data_source, work)
+        source = open_source(data_source)
+        import_id = work.name.lstrip(".")
+        request = UploadRequest("collection", work.parent.name, user=self.user)
+        convert_source(self.lake, source, request, import_id, work, self.num_proc)
+        move_assets(self.lake, work / "assets")  # the store holds the bytes; members point at them
+        with atomic_path(self.lake.ledger / "assets" / f"{import_id}.parquet") as tmp:
+            shutil.copyfile(work / ASSETS_FILE, tmp)
+        shutil.rmtree(work / "assets")
+        (work / ASSETS_FILE).unlink()
+        (work / DATA_FILE).rename(work / MEMBERS)
+        return source.description
+
+    def _lake_rows(self, rows: pd.DataFrame, work: Path) -> str:
+        store = AssetStore(self.lake)
+        missing = [h for h in rows["hash"].dropna().unique() if store.find(check_hash(h)) is None]
+        if missing:
+            raise ValidationError(f"{len(missing)} asset(s) of these rows are not in the lake's store "
+                                  f"(first: {missing[0]}); verify the lake with `datalake db validate`")
+        ordered = rows.sort_values("row_id", kind="stable").reset_index(drop=True)
+        pq.write_table(pa.Table.from_pandas(ordered, preserve_index=False), work / MEMBERS)
+        return f"lake rows ({len(rows)})"
+
+    def _used_versions(self, name: str) -> set[str]:
+        """Versions that exist or existed: a deleted version's name is never given to other data."""
+        live = {p.name for p in self._folder(name).iterdir() if not p.name.startswith(".")}
+        deleted = {p.name.split("--", 1)[1][:-5] for p in (self.lake.ledger / "collections").glob(f"{name}--*.json")}
+        return live | deleted
+
+    def _next_version(self, name: str) -> str:
+        numbers = [int(m.group(1)) for v in self._used_versions(name) if (m := AUTO_VERSION.fullmatch(v))]
+        return f"v{max(numbers, default=0) + 1}"
+
+    def _metadata(self, name: str, version: str, description: str, source: str, members: Path) -> dict[str, Any]:
+        return {"name": name, "version": version, "description": description, "created_at": utc_now(),
+                "created_by": self.user, "num_samples": pq.ParquetFile(members).metadata.num_rows,
+                "source": source, "fingerprint": fingerprint(members)}
+
+    def _set_latest(self, name: str) -> None:
+        versions = self.versions(name)
+        latest = self._folder(name) / LATEST
+        if versions:
+            write_text_atomic(latest, versions[-1]["version"] + "\n")
+        else:
+            latest.unlink(missing_ok=True)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list_collections(self) -> list[dict[str, Any]]:
+        """One entry per collection: name, versions, latest, and the latest's size and description."""
+        out = []
+        for folder in sorted(self.lake.collections.iterdir()):
+            versions = self.versions(folder.name) if folder.is_dir() and not folder.name.startswith(".") else []
+            if versions:
+                latest = versions[-1]
+                out.append({"name": folder.name, "versions": [v["version"] for v in versions],
+                            "latest": latest["version"], "num_samples": latest["num_samples"],
+                            "description": latest["description"], "created_at": latest["created_at"]})
+        return out
+
+    def info(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return read_json(self.resolve(name, version) / METADATA)
+
+    def members(self, name: str, version: str | None = None) -> pd.DataFrame:
+        return pd.read_parquet(self.resolve(name, version) / MEMBERS)
+
+    # -- checking and deleting -----------------------------------------------------------------
+
+    def verify(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Recompute the fingerprint and check every member's asset bytes; `ok` and what differs."""
+        folder = self.resolve(name, version)
+        metadata = read_json(folder / METADATA)
+        actual = fingerprint(folder / MEMBERS)
+        assets = validate_assets(self.lake, pd.read_parquet(folder / MEMBERS), deep=True)
+        problems = []
+        if actual != metadata["fingerprint"]:
+            problems.append(f"members changed: fingerprint {actual} differs from the recorded "
+                            f"{metadata['fingerprint']}")
+        if assets["missing_count"]:
+            problems.append(f"{assets['missing_count']} member asset(s) missing")
+        if assets["mismatch_count"]:
+            problems.append(f"{assets['mismatch_count']} member asset(s) with bytes that no longer match their hash")
+        return {"name": name, "version": metadata["version"], "ok": not problems, "problems": problems,
+                "fingerprint": actual, "assets": assets}
+
+    def delete(self, name: str, version: str | None = None) -> list[str]:
+        """Delete one version (None: the whole collection); `latest` moves back. The deleted versions."""
+        with file_lock(self.lake.lock_path("collection", name)):
+            targets = [self.resolve(name, version)] if version else \
+                [self._folder(name) / m["version"] for m in self.versions(name)]
+            if not targets:
+                raise NotFoundError(f"collection {name!r} does not exist")
+            for target in targets:
+                self._record_deletion(read_json(target / METADATA))
+                trash = target.with_name(f".deleted-{target.name}-{new_upload_id()}")
+                os.rename(target, trash)
+                shutil.rmtree(trash)
+            self._set_latest(name)
+            if not self.versions(name):
+                shutil.rmtree(self._folder(name), ignore_errors=True)
+        return [t.name for t in targets]
+
+    def _record_deletion(self, metadata: dict[str, Any]) -> None:
+        """Keep a deleted version's metadata, with when it was removed, for history."""
+        record = {**metadata, "deleted_at": utc_now()}
+        write_json_atomic(self.lake.ledger / "collections" / f"{metadata['name']}--{metadata['version']}.json", record)
