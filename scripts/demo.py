@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import random
 import shutil
 from pathlib import Path
@@ -78,9 +77,23 @@ def main() -> None:
     assets = [p for p in (lake / "assets").rglob("*") if p.is_file()]
     print(f"  assets/: {len(assets)} files, {sum(p.stat().st_size for p in assets)} bytes "
           f"(from {2 * len(images)} image cells uploaded)")
-    row = pq.read_table(next((lake / "catalog").rglob("task=ocr/**/part-*.parquet"))).slice(0, 1).to_pylist()[0]
-    print("\nan OCR row:", json.dumps(row, ensure_ascii=False)[:300])
+    print("\nbuilding the database (dbt build) ...")
+    info = client.build_db()
+    print(f"  {info['path']}: " + ", ".join(f"{t} {n}" for t, n in info["tables"].items()))
+    found = client.search(providers=["huggingface"], datasets=["demo_*"], tasks=["ocr"], meta={"lang": "ko"},
+                          text_search={"column": "label", "text": "영수증", "json_path": "$.elements[*].text"})
+    print(f"\nsearch for '영수증' in OCR labels: {len(found)} rows")
+    print(found[["row_id", "path", "label"]].head(3).to_string(index=False, max_colwidth=60))
+    print("\n" + client.sql("select partition_key, num_rows, num_assets from partitions order by 1").to_string(index=False))
 
+    frozen = client.import_collection(found, name="demo_receipts", description="OCR rows mentioning 영수증")
+    out = lake.parent / f"{lake.name}-exports" / f"demo_receipts-{frozen['version']}"
+    shutil.rmtree(out, ignore_errors=True)
+    exported = client.export_collection("demo_receipts", frozen["version"], out, format="datasets")
+    verified = client.verify_collection("demo_receipts")
+    print(f"\ncollection demo_receipts {frozen['version']}: {frozen['num_samples']} samples, fingerprint "
+          f"{frozen['fingerprint']}, verifies: {verified['ok']}")
+    print(f"exported to {exported['output']} ({exported['rows']} rows; load it with datasets.load_from_disk)")
 
 if __name__ == "__main__":
     main()
