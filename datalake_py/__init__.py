@@ -1,10 +1,25 @@
-"""datalake: a data lake manager for multimodal machine-learning datasets."""
+"""datalake: a data lake manager for multimodal machine-learning datasets.
 
-from .client import DatalakeClient
-from .db import DbBuildError, DuckDBClient
-from .errors import ConfigError, ConflictError, DatalakeError, NotFoundError, ValidationError
-from .processor import DatalakeProcessor
+The public names load on first use, so `import datalake.lake` (as the dbt project's rules model
+does) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["DatalakeClient", "DatalakeProcessor", "DuckDBClient", "DbBuildError", "DatalakeError", "ValidationError", "ConfigError",
-           "NotFoundError", "ConflictError", "__version__"]
+
+_PUBLIC = {
+    "DatalakeClient": "client", "DatalakeProcessor": "processor", "DuckDBClient": "db", "DbBuildError": "db",
+    "DatalakeError": "errors", "ValidationError": "errors", "ConfigError": "errors", "NotFoundError": "errors",
+    "ConflictError": "errors",
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'datalake' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)

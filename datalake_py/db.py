@@ -35,8 +35,9 @@ class DbBuildError(DatalakeError):
 
 
 def dbt_env(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
-    """The environment plain `dbt` needs for this lake."""
-    return {**os.environ, "DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path)}
+    """The environment plain `dbt` needs for this lake (no usage tracking: hosts may be offline)."""
+    return {**os.environ, "DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path),
+            "DO_NOT_TRACK": "1"}
 
 
 def run_dbt(lake: Lake, args: list[str], db_path: Path | None = None,
@@ -103,11 +104,20 @@ def require_db(path: Path) -> Path:
 
 
 def open_db(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection to a database file; read-only ones cannot reach files outside it."""
+    """A connection to a database file; read-only ones cannot reach files outside it.
+
+    Read-only connections attach the file to a fresh in-memory database: DuckDB shares one open
+    database per path within a process, which would keep showing a file a build has replaced.
+    """
     require_db(path)
     if not read_only:
         return duckdb.connect(str(path))
-    return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
+    con = duckdb.connect(":memory:")
+    con.execute("ATTACH ? AS lake (READ_ONLY)", [str(path)])
+    con.execute("USE lake")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
 
 
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:

@@ -78,8 +78,10 @@ class _Assets:
         with ThreadPoolExecutor(READERS) as pool, \
                 tqdm(total=len(self.hashes), desc="export", unit="row", disable=None, leave=False) as bar:
             for start in range(0, len(self.hashes), self.batch):
-                end = start + self.batch
-                found = list(pool.map(locate, self.hashes[start:end], self.relpaths[start:end]))
+                keys = list(zip(self.hashes[start:start + self.batch], self.relpaths[start:start + self.batch]))
+                distinct = list(dict.fromkeys(keys))  # rows sharing an asset read it once
+                located = dict(zip(distinct, pool.map(lambda key: locate(*key), distinct)))
+                found = [located[key] for key in keys]
                 self.missing += found.count(None)
                 found = [NO_ASSET if f is None else f for f in found]
                 self.bytes += sum(size for _, _, size in found)
@@ -145,10 +147,12 @@ def _dataset_parts(lake: Lake, rows: pd.DataFrame,
 
     def parts() -> Iterator[pa.Table]:
         for start, paths, datas in assets:
-            cells = [None if p is None or not _is_image(p) else
-                     {"bytes": d, "path": None} if include_images else {"bytes": None, "path": p}
-                     for p, d in zip(paths, datas)]
-            image = pa.array(cells, schema.field("image").type)
+            images = [p is not None and _is_image(p) for p in paths]
+            kept = [d if ok else None for d, ok in zip(datas, images)] if include_images else [None] * len(paths)
+            linked = [None] * len(paths) if include_images else [p if ok else None for p, ok in zip(paths, images)]
+            image = pa.StructArray.from_arrays(
+                [pa.array(kept, pa.binary()), pa.array(linked, pa.string())], names=["bytes", "path"],
+                mask=pa.array([not ok for ok in images]))
             yield _with_assets(table.slice(start, len(paths)), paths, image, schema)
 
     return features, parts(), assets

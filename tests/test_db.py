@@ -149,6 +149,19 @@ def test_incremental_build_overwrite_and_rebuild_from_scratch(client):
     assert client.build_db()["tables"]["catalog"] == 2
 
 
+def test_a_client_that_has_searched_sees_each_new_build(client):
+    client.upload_raw(pd.DataFrame({"n": [1]}), provider="test", dataset="a")
+    process(client)
+    client.build_db()
+    assert len(client.search(providers=["test"])) == 1  # keeps a connection open
+    with DuckDBClient(client.db_path) as held:
+        client.upload_raw(pd.DataFrame({"n": [2]}), provider="test", dataset="a")
+        process(client)
+        assert client.build_db()["tables"]["catalog"] == 2
+        assert len(client.search(providers=["test"])) == 2
+        assert len(held.execute_query("select * from catalog")) == 1  # an open reader keeps its snapshot
+
+
 def test_rules_are_enforced_from_schema_yaml_and_failures_named(client):
     runner = CliRunner()
     base = ["--base-path", str(client.base_path)]

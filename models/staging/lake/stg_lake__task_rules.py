@@ -7,7 +7,7 @@ enforced without editing any model.
 
 import os
 
-import pandas as pd
+import pyarrow as pa
 
 from datalake.lake import Lake
 from datalake.schema import load_schema
@@ -22,4 +22,5 @@ def model(dbt, session):
         for field in rule.required_fields
         for value in rule.allowed_values.get(field) or [None]
     ]
-    return pd.DataFrame(rows, columns=["task", "field", "allowed_value"]).astype("object")
+    return pa.Table.from_pylist(rows, schema=pa.schema([("task", pa.string()), ("field", pa.string()),
+                                                        ("allowed_value", pa.string())]))
