@@ -7,8 +7,6 @@ enforced without editing any model.
 
 import os
 
-import pyarrow as pa
-
 from datalake.lake import Lake
 from datalake.schema import load_schema
 
@@ -17,10 +15,12 @@ def model(dbt, session):
     dbt.config(materialized="table")
     schema = load_schema(Lake(os.environ.get("DATALAKE_HOME", "lake")))
     rows = [
-        {"task": rule.name, "field": field, "allowed_value": value}
+        (rule.name, field, value)
         for rule in schema.tasks.values()
         for field in rule.required_fields
         for value in rule.allowed_values.get(field) or [None]
     ]
-    return pa.Table.from_pylist(rows, schema=pa.schema([("task", pa.string()), ("field", pa.string()),
-                                                        ("allowed_value", pa.string())]))
+    session.execute("create or replace temp table task_rules_read (task varchar, field varchar, allowed_value varchar)")
+    if rows:
+        session.executemany("insert into task_rules_read values (?, ?, ?)", rows)
+    return session.table("task_rules_read")

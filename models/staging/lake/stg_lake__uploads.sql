@@ -19,7 +19,8 @@ select
     duplicate_rows,
     new_assets,
     reused_assets,
-    new_bytes
+    new_bytes,
+    filename as _file
 from {{ source('lake', 'uploads') }}
 {%- else %}
 select
@@ -28,6 +29,6 @@ select
     null::timestamp as uploaded_at, null::timestamp as processed_at, null::varchar as source,
     null::varchar as description, null::boolean as overwrite, null::bigint as rows_in,
     null::bigint as rows_written, null::bigint as duplicate_rows, null::bigint as new_assets,
-    null::bigint as reused_assets, null::bigint as new_bytes
+    null::bigint as reused_assets, null::bigint as new_bytes, null::varchar as _file
 where false
 {%- endif %}
