@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -27,7 +26,7 @@ from .assets import IMAGE_EXTS
 from .errors import ConflictError, DatalakeError, ValidationError
 from .fs import atomic_path, temp_path_for
 from .lake import Lake
-from .validation import READERS, asset_file
+from .validation import asset_file
 
 if TYPE_CHECKING:
     import datasets
@@ -75,12 +74,11 @@ class _Assets:
     def __iter__(self) -> Iterator[tuple[int, list[str | None], list[bytes | None]]]:
         """(first row, absolute paths, image bytes) per batch of rows."""
         locate = partial(_locate, self.lake, self.read_images)
-        with ThreadPoolExecutor(READERS) as pool, \
-                tqdm(total=len(self.hashes), desc="export", unit="row", disable=None, leave=False) as bar:
+        with tqdm(total=len(self.hashes), desc="export", unit="row", disable=None, leave=False) as bar:
             for start in range(0, len(self.hashes), self.batch):
                 keys = list(zip(self.hashes[start:start + self.batch], self.relpaths[start:start + self.batch]))
-                distinct = list(dict.fromkeys(keys))  # rows sharing an asset read it once
-                located = dict(zip(distinct, pool.map(lambda key: locate(*key), distinct)))
+                # rows sharing an asset read it once; reading in this thread beats a pool on 2 cores
+                located = {key: locate(*key) for key in dict.fromkeys(keys)}
                 found = [located[key] for key in keys]
                 self.missing += found.count(None)
                 found = [NO_ASSET if f is None else f for f in found]
