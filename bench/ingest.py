@@ -12,7 +12,9 @@ from the child's /proc/self/status VmHWM: `ru_maxrss` of a spawned child also co
 of the parent it was forked from). Its time is compared with `cp -r` of the image folder to a
 fresh folder on the same file system. Caches are warm for both: every image file is read once
 before the measurements, and `sync` runs before each one, so neither pays for the other's
-write-back.
+write-back. Each run copies and uploads into new folders and nothing is deleted until the end:
+on ext4 without a journal (this VM's file system) file creation is several times slower for up
+to six minutes after many deletes, so the benchmark also waits out its own recent deletes.
 
 `--memory-check GB` instead builds an upload of GB gigabytes of big images (about 4 MB each
 unless --kb is given) to check peak RSS on a large upload; everything it writes stays in
@@ -45,6 +47,8 @@ from typing import Any
 MB = 1024 * 1024
 GENERATOR_VERSION = 1  # bump when the generated images change, so caches are rebuilt
 MEMORY_CHECK_KB = 4096
+SETTLE_S = 370  # ext4's recently_deleted(): 60 s, plus 300 s while the inode's table block is dirty
+DELETED_STAMP = ".deleted-at"
 TARGET_RATIO, AIM_RATIO, TARGET_RSS_MB = 1.5, 1.2, 1024
 WORDS = ("invoice", "receipt", "total", "amount", "date", "tax", "qty", "price", "customer", "order",
          "address", "Seoul", "payment", "due", "subtotal", "discount", "VAT", "item", "No.", "KRW")
@@ -158,7 +162,7 @@ def generate_images(folder: Path, count: int, kb: int) -> list[dict[str, Any]]:
     return [r for r in rows if r is not None]
 
 
-def prepare_workload(folder: Path, count: int, kb: int, dup_fraction: float) -> Workload:
+def prepare_workload(folder: Path, count: int, kb: int, dup_fraction: float, workdir: Path) -> Workload:
     """The cached workload in `folder`, made again if its count or size differs; the parquet files."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -168,7 +172,7 @@ def prepare_workload(folder: Path, count: int, kb: int, dup_fraction: float) -> 
     generated_s = None
     cached = meta_path.is_file() and json.loads(meta_path.read_text()) == meta
     if not cached:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove(folder, workdir)
         start = time.perf_counter()
         rows = generate_images(folder / "images", count, kb)
         pq.write_table(pa.Table.from_pylist(rows), folder / "docs.parquet")
@@ -218,22 +222,38 @@ def busy_cpu_s() -> float:
     return machine - own
 
 
-def time_cp(source: Path, dest: Path) -> float:
-    """Seconds of `cp -r source dest`, dest a fresh folder on the same file system."""
-    shutil.rmtree(dest, ignore_errors=True)
+def remove(path: Path, workdir: Path) -> None:
+    """Delete a folder tree and note the time, so that the next measurement waits (see `settle`)."""
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        (workdir / DELETED_STAMP).touch()
+
+
+def settle(workdir: Path) -> None:
+    """Flush dirty pages, then wait until SETTLE_S seconds have passed since the last big delete.
+
+    ext4 without a journal (as on this VM) looks at every free inode it passes when it allocates
+    one and skips those freed in the last 60 s, or 360 s when their inode-table block is dirty
+    (which new files in the same block make it). After deleting a lake, creating files is several
+    times slower for minutes, which would slow whichever measurement came next.
+    """
     sync()
+    stamp = workdir / DELETED_STAMP
+    wait = stamp.stat().st_mtime + SETTLE_S - time.time() if stamp.exists() else 0
+    if wait > 0:
+        print(f"  (waiting {wait:.0f} s: creating files is slow for minutes after deleting many)")
+        time.sleep(wait)
+
+
+def time_cp(source: Path, dest: Path) -> float:
+    """Seconds of `cp -r source dest`, dest a new folder on the same file system."""
     start = time.perf_counter()
     subprocess.run(["cp", "-r", str(source), str(dest)], check=True)
-    elapsed = time.perf_counter() - start
-    shutil.rmtree(dest, ignore_errors=True)
-    return elapsed
+    return time.perf_counter() - start
 
 
 def time_ingest(lake: Path, uploads: list[tuple[str, str]], num_proc: int | None, tmp: Path) -> dict[str, Any]:
-    """Upload + process into a fresh lake, in a spawned child process (see run_ingest)."""
-    shutil.rmtree(lake, ignore_errors=True)
-    tmp.mkdir(exist_ok=True)
-    sync()
+    """Upload + process into a new lake, in a spawned child process (see run_ingest)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
         run = child.submit(run_ingest, str(lake), uploads, num_proc, str(tmp)).result()
     failed = [s for s in run["result"]["uploads"] if s["status"] != "processed"]
@@ -288,14 +308,18 @@ def parse_args() -> argparse.Namespace:
                         help="share of the images uploaded again by a second dataset (default 0.1)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-work"), help="default ./bench-work")
     parser.add_argument("--num-proc", type=int, default=None, help="datalake workers (default: CPU count)")
-    parser.add_argument("--runs", type=int, default=3,
-                        help="measurements of each (cp -r, then upload + process); medians are shown (default 3)")
-    parser.add_argument("--keep", action="store_true", help="keep the last lake (and a --memory-check workload)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="measurements of each (cp -r, then upload + process); medians are shown "
+                             "(default 3; 1 with --memory-check)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each run's lake and copy in WORKDIR/runs (and a --memory-check workload)")
     parser.add_argument("--memory-check", type=float, default=None, metavar="GB",
                         help="upload GB gigabytes of big images instead of --images, to check peak RSS")
     args = parser.parse_args()
     if args.kb is None:
         args.kb = MEMORY_CHECK_KB if args.memory_check else 40
+    if args.runs is None:
+        args.runs = 1 if args.memory_check else 3
     if args.memory_check:
         args.images = math.ceil(args.memory_check * 1024 * MB / (args.kb * 1024))
     if args.images < 1 or args.kb < 1 or args.runs < 1 or not 0 <= args.dup_fraction <= 1:
@@ -349,12 +373,13 @@ def main() -> None:
     args = parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    lake, tmp, cp_dest = workdir / "lake", workdir / "tmp", workdir / "cp-dest"
+    runs_dir = workdir / "runs"  # each run's lake and copy; deleted only after the last run
     workload_dir = workdir / ("memory-workload" if args.memory_check else "workload")
+    remove(runs_dir, workdir)  # left by an interrupted run
 
     print(f"workload: {args.images} images of ~{args.kb} KB, {args.dup_fraction:.0%} reused by a second "
           f"dataset, in {workload_dir}")
-    workload = prepare_workload(workload_dir, args.images, args.kb, args.dup_fraction)
+    workload = prepare_workload(workload_dir, args.images, args.kb, args.dup_fraction, workdir)
     made = "cached" if workload.generated_s is None else f"generated in {workload.generated_s:.1f} s"
     print(f"  {workload.images} files, {workload.image_bytes / MB:.1f} MB ({made})")
     uploads = [("bench_docs", str(workload.main_parquet))]
@@ -364,25 +389,27 @@ def main() -> None:
     cp_times: list[float] = []
     runs: list[dict[str, Any]] = []
     try:
+        (runs_dir / "tmp").mkdir(parents=True)
         warm_cache(workload.image_dir)
-        print("caches: warm for both (every image read once first); sync before each measurement")
+        print("caches: warm for both (every image read once first); sync before each measurement;\n"
+              "each run copies and uploads into new folders, nothing is deleted until the end")
         print("(CPU used outside the benchmark, by other work or kernel threads, makes the figures noisy)")
         for n in range(1, args.runs + 1):
+            settle(workdir)
             other = busy_cpu_s()
-            cp_times.append(time_cp(workload.image_dir, cp_dest))
-            runs.append(time_ingest(lake, uploads, args.num_proc, tmp))
+            cp_times.append(time_cp(workload.image_dir, runs_dir / f"cp-{n}"))
+            settle(workdir)
+            runs.append(time_ingest(runs_dir / f"lake-{n}", uploads, args.num_proc, runs_dir / "tmp"))
             other = busy_cpu_s() - other
             r = runs[-1]
             print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; upload {r['upload_s']:.2f} s + process "
                   f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB; "
                   f"CPU used meanwhile outside the benchmark {other:.1f} s")
     finally:
-        shutil.rmtree(cp_dest, ignore_errors=True)
         if not args.keep:
-            shutil.rmtree(lake, ignore_errors=True)
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(runs_dir, workdir)
             if args.memory_check:
-                shutil.rmtree(workload_dir, ignore_errors=True)
+                remove(workload_dir, workdir)
     print_figures(workload, cp_times, runs, bool(args.memory_check))
 
 
