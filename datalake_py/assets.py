@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import threading
 import warnings
 from dataclasses import dataclass
@@ -44,8 +45,37 @@ class AssetInfo:
         return asset_relpath(self.digest, self.ext)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _probe_png_jpeg(head: bytes) -> tuple[str, int, int] | None:
+    """The two most common formats read straight from their header bytes (no Pillow call)."""
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) >= 24:
+        width, height = struct.unpack(">II", head[16:24])
+        return ("png", width, height) if width and height else None
+    if head[:3] != b"\xff\xd8\xff":
+        return None
+    i = 2
+    while i + 9 <= len(head) and head[i] == 0xFF:
+        marker = head[i + 1]
+        if marker in JPEG_SOF:
+            height, width = struct.unpack(">HH", head[i + 5:i + 9])
+            return ("jpg", width, height) if width and height else None
+        if marker == 0xFF:
+            i += 1
+        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            i += 2
+        else:
+            i += 2 + struct.unpack(">H", head[i + 2:i + 4])[0]
+    return None
+
+
 def probe_image(head: bytes) -> tuple[str, int, int] | None:
     """(ext, width, height) read from an image header, or None when the bytes are not an image."""
+    fast = _probe_png_jpeg(head)
+    if fast:
+        return fast
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -85,6 +115,7 @@ class AssetStore:
     def __init__(self, lake: Lake):
         self.lake = lake
         self._listings: dict[str, dict[str, str]] = {}
+        self._tops = set(os.listdir(lake.assets)) if lake.assets.is_dir() else set()
 
     def find(self, digest: str) -> str | None:
         """The relative path of the stored asset with this digest, or None."""
@@ -92,7 +123,7 @@ class AssetStore:
         listing = self._listings.get(shard)
         if listing is None:
             try:
-                names = os.listdir(self.lake.assets / shard)
+                names = os.listdir(self.lake.assets / shard) if digest[0:2] in self._tops else []
             except FileNotFoundError:
                 names = []
             listing = {n.split(".", 1)[0]: f"{shard}/{n}" for n in names if not n.startswith(".")}
@@ -107,6 +138,7 @@ class AssetStager:
         self.store = store
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        self._shards: set[str] = set()
         self.seen: dict[str, AssetInfo] = {}
         self._lock = threading.Lock()
 
@@ -121,8 +153,16 @@ class AssetStager:
     def put_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> AssetInfo:
         info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
         if self._claim(info):
-            (self.folder / f"{info.digest}.{info.ext}").write_bytes(data)
+            self._staged_path(info).write_bytes(data)
         return info
+
+    def _staged_path(self, info: AssetInfo) -> Path:
+        """`<folder>/<h[0:2]>/<hash>.<ext>`: writers spread over folders instead of contending on one."""
+        shard = info.digest[0:2]
+        if shard not in self._shards:
+            (self.folder / shard).mkdir(exist_ok=True)
+            self._shards.add(shard)
+        return self.folder / shard / f"{info.digest}.{info.ext}"
 
     def put_file(self, path: Path, must_be_image: bool) -> AssetInfo:
         try:
@@ -151,7 +191,7 @@ class AssetStager:
             tmp.unlink()
             raise
         if self._claim(info):
-            os.replace(tmp, self.folder / f"{info.digest}.{info.ext}")
+            os.replace(tmp, self._staged_path(info))
         else:
             tmp.unlink()
         return info

@@ -130,7 +130,8 @@ class BatchConverter:
         self.column = find_asset_column(source.schema)
         self.store = AssetStore(lake)
         self.stager = AssetStager(self.store, folder / "assets")
-        self.pool = ThreadPoolExecutor(max(1, num_proc))
+        self.workers = max(1, num_proc)
+        self.pool = ThreadPoolExecutor(self.workers)
         self.problems = Problems()
         self.kinds: set[str] = set()
         self.rows = 0
@@ -166,7 +167,10 @@ class BatchConverter:
         if self.column.mode == "none":
             return [], []
         values = batch.column(self.column.name).to_pylist()
-        outcomes = self.pool.map(lambda v: self._one(v, base), values)
+        workers = self.workers
+        chunks = [values[i::workers] for i in range(workers)]  # one task per worker, not per row
+        done = list(self.pool.map(lambda chunk: [self._one(v, base) for v in chunk], chunks))
+        outcomes = [done[i % workers][i // workers] for i in range(len(values))]
         hashes, paths = [], []
         for offset, outcome in enumerate(outcomes):
             if isinstance(outcome, str):
@@ -288,7 +292,6 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "asset_column": converter.column.name,
         "asset_mode": converter.column.mode,
         "num_assets": len(converter.stager.seen),
-        "staged_asset_bytes": sum(f.stat().st_size for f in (folder / "assets").iterdir()),
         "overwrite": bool(request.overwrite),
     }
     write_json_atomic(folder / MANIFEST_FILE, manifest)

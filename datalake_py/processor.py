@@ -18,7 +18,7 @@ import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -280,7 +280,7 @@ def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
 
 
 def move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
-    """Put staged asset files into the store; (new assets, their bytes).
+    """Put staged asset files (`<staged>/<h[0:2]>/<hash>.<ext>`) into the store; (new assets, their bytes).
 
     A hard link claims the target atomically (it fails if the content is stored already), so
     concurrent processors count each new asset once. The staged name stays linked until the
@@ -288,13 +288,12 @@ def move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
     stored (same file) and counts them as its own. File systems without hard links get a rename.
     """
     new = new_bytes = 0
-    if not staged.is_dir():
-        return 0, 0
-    for entry in os.scandir(staged):
-        if entry.name.startswith("."):
-            continue
+    made: set[Path] = set()
+    for entry in _staged_files(staged):
         target = lake.assets / asset_relpath(*entry.name.split(".", 1))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         size = entry.stat().st_size
         try:
             os.link(entry.path, target)
@@ -308,6 +307,14 @@ def move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
         new += 1
         new_bytes += size
     return new, new_bytes
+
+
+def _staged_files(staged: Path) -> Iterator[os.DirEntry]:
+    if not staged.is_dir():
+        return
+    for shard in os.scandir(staged):
+        if shard.is_dir() and not shard.name.startswith("."):
+            yield from (e for e in os.scandir(shard.path) if not e.name.startswith("."))
 
 
 def _write_ledger(lake: Lake, folder: Path, manifest: dict[str, Any], summary: dict[str, Any]) -> None:

@@ -550,7 +550,7 @@ def staged_files(lake: Path, at_least: int, data_file: bool = False) -> Callable
     """An upload in staging/incoming with `at_least` asset files staged (and its data.parquet)."""
     def reached() -> bool:
         for folder in (lake / "staging" / "incoming").iterdir():
-            enough = len(os.listdir(folder / "assets")) >= at_least
+            enough = sum(1 for p in (folder / "assets").glob("*/*") if p.is_file()) >= at_least
             if enough and (not data_file or (folder / "data.parquet").exists()):
                 return True
         return False
