@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from machine import others_cpu_s
+
 MB = 1024 * 1024
 GENERATOR_VERSION = 1  # bump when the generated images change, so caches are rebuilt
 MEMORY_CHECK_KB = 4096
@@ -206,20 +208,6 @@ def warm_cache(folder: Path) -> None:
 def sync() -> None:
     """Flush dirty pages, so a measurement does not pay for the previous one's write-back."""
     os.sync()
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds the whole machine has been busy, less this benchmark's own (and its waited-for
-    children's): what other work (and kernel threads such as write-back) took. 0 without /proc."""
-    try:
-        with open("/proc/stat") as f:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
-    except (OSError, ValueError):
-        return 0.0
-    machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
-    return machine - own
 
 
 def remove(path: Path, workdir: Path) -> None:
@@ -396,11 +384,11 @@ def main() -> None:
         print("(CPU used outside the benchmark, by other work or kernel threads, makes the figures noisy)")
         for n in range(1, args.runs + 1):
             settle(workdir)
-            other = busy_cpu_s()
+            other = others_cpu_s()
             cp_times.append(time_cp(workload.image_dir, runs_dir / f"cp-{n}"))
             settle(workdir)
             runs.append(time_ingest(runs_dir / f"lake-{n}", uploads, args.num_proc, runs_dir / "tmp"))
-            other = busy_cpu_s() - other
+            other = others_cpu_s() - other
             r = runs[-1]
             print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; upload {r['upload_s']:.2f} s + process "
                   f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB; "

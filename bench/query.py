@@ -30,7 +30,6 @@ import io
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import time
@@ -39,6 +38,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from machine import others_cpu_s
 from datalake import DatalakeClient
 from datalake.errors import ConflictError
 from datalake.schema import add_provider
@@ -176,20 +176,6 @@ def part_files(client: DatalakeClient) -> list[Path]:
 
 
 # -- timing --------------------------------------------------------------------------------
-
-
-def others_cpu_s() -> float:
-    """CPU seconds the machine has been busy, less this process's and its children's (dbt): what
-    other work took. Figures taken while others use the CPU are slower than the machine can do."""
-    try:
-        with open("/proc/stat") as f:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
-    except (OSError, ValueError):
-        return 0.0
-    machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
-    return machine - own
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
