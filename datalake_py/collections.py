@@ -120,7 +120,7 @@ class CollectionManager:
         import_id = work.name.lstrip(".")
         request = UploadRequest("collection", work.parent.name, user=self.user)
         convert_source(self.lake, source, request, import_id, work, self.num_proc)
-        move_assets(self.lake, work / "assets", self.num_proc)  # the store holds the bytes; members point at them
+        move_assets(self.lake, work / "assets")  # the store holds the bytes; members point at them
         with atomic_path(self.lake.ledger / "assets" / f"{import_id}.parquet") as tmp:
             shutil.copyfile(work / ASSETS_FILE, tmp)
         shutil.rmtree(work / "assets")

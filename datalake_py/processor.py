@@ -18,7 +18,7 @@ import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -145,7 +145,7 @@ class DatalakeProcessor:
 
     def _process_or_fail(self, upload_id: str, folder: Path) -> dict[str, Any]:
         try:
-            return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder, self.num_proc)}
+            return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder)}
         except Exception as exc:  # any failure parks the upload in failed/ with its reason
             message = str(exc) if isinstance(exc, DatalakeError) else f"{type(exc).__name__}: {exc}"
             partition = _partition_text(folder)
@@ -186,7 +186,7 @@ def _partition_text(folder: Path) -> str | None:
     return None
 
 
-def land_upload(lake: Lake, folder: Path, workers: int = 1) -> dict[str, Any]:
+def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
     """Land one claimed upload: dedupe its rows, move its assets, write its part and ledger entries."""
     manifest = read_json(folder / MANIFEST_FILE)
     upload_id = manifest["upload_id"]
@@ -202,7 +202,7 @@ def land_upload(lake: Lake, folder: Path, workers: int = 1) -> dict[str, Any]:
         if manifest.get("overwrite"):
             for part in others:
                 part.unlink(missing_ok=True)
-    counts["new_assets"], counts["new_bytes"] = move_assets(lake, folder / "assets", workers)
+    counts["new_assets"], counts["new_bytes"] = move_assets(lake, folder / "assets")
     counts["reused_assets"] = max(0, counts.pop("distinct_assets") - counts["new_assets"])
     summary = {"partition": str(partition), **counts}
     _write_ledger(lake, folder, manifest, summary)
@@ -279,28 +279,17 @@ def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
             "distinct_assets": distinct_assets}
 
 
-def move_assets(lake: Lake, staged: Path, workers: int = 1) -> tuple[int, int]:
+def move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
     """Put staged asset files (`<staged>/<h[0:2]>/<hash>.<ext>`) into the store; (new assets, their bytes).
 
     A hard link claims the target atomically (it fails if the content is stored already), so
     concurrent processors count each new asset once. The staged name stays linked until the
     staging folder is removed, so a rerun after a crash still recognises the assets this upload
     stored (same file) and counts them as its own. File systems without hard links get a rename.
-    Each worker takes whole `h[0:2]` folders, so no two touch the same store folder.
     """
-    shards = [s.path for s in os.scandir(staged) if s.is_dir() and not s.name.startswith(".")] \
-        if staged.is_dir() else []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        counts = list(pool.map(lambda shard: _move_shard(lake, shard), shards))
-    return sum(n for n, _ in counts), sum(b for _, b in counts)
-
-
-def _move_shard(lake: Lake, shard: str) -> tuple[int, int]:
     new = new_bytes = 0
     made: set[Path] = set()
-    for entry in os.scandir(shard):
-        if entry.name.startswith("."):
-            continue
+    for entry in _staged_files(staged):
         target = lake.assets / asset_relpath(*entry.name.split(".", 1))
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -318,6 +307,14 @@ def _move_shard(lake: Lake, shard: str) -> tuple[int, int]:
         new += 1
         new_bytes += size
     return new, new_bytes
+
+
+def _staged_files(staged: Path) -> Iterator[os.DirEntry]:
+    if not staged.is_dir():
+        return
+    for shard in os.scandir(staged):
+        if shard.is_dir() and not shard.name.startswith("."):
+            yield from (e for e in os.scandir(shard.path) if not e.name.startswith("."))
 
 
 def _write_ledger(lake: Lake, folder: Path, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
