@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import config, db, export, search, validation
 from .collections import CollectionManager
-from .errors import DatalakeError, ValidationError
+from .errors import DatalakeError
 from .ingest import UploadRequest, stage_upload
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
@@ -153,12 +153,8 @@ class DatalakeClient:
 
     def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run one read-only query against the database (values as `params`)."""
-        db.check_read_only(query)
         with self._lock:
-            try:
-                return self._connection().execute(query, params).df()
-            except duckdb.Error as exc:
-                raise ValidationError(f"query failed: {exc}") from None
+            return db.run_query(self._connection(), query, params)
 
     def get_partitions(self) -> pd.DataFrame:
         """One row per partition with its counts and last upload."""

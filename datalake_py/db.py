@@ -150,7 +150,7 @@ def db_info(lake: Lake) -> dict[str, Any]:
         tables = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_schema = 'main' "
             "and table_type = 'BASE TABLE' order by 1").fetchall()]
-        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+        counts = {t: con.execute(f"select count(*) from {quote(t)}").fetchone()[0] for t in tables}
         in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
     missing = [u for u in in_lake if u not in in_db]
     stat = lake.db_path.stat()
@@ -158,6 +158,20 @@ def db_info(lake: Lake) -> dict[str, Any]:
             "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
             "tables": counts, "uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
             "behind": bool(missing)}
+
+
+def quote(name: str) -> str:
+    """An identifier (column or table name) quoted for SQL; values always go as parameters."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+    """One read-only query as a DataFrame; a clear error when it is not a query or fails."""
+    check_read_only(sql)
+    try:
+        return con.execute(sql, params).df()
+    except duckdb.Error as exc:
+        raise ValidationError(f"query failed: {exc}") from None
 
 
 def check_read_only(sql: str) -> None:
@@ -192,11 +206,8 @@ class DuckDBClient:
     def execute_query(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run SQL (values as `params`) and return a DataFrame; only queries when read-only."""
         if self.read_only:
-            check_read_only(sql)
-        try:
-            return self.con.execute(sql, params).df()
-        except duckdb.Error as exc:
-            raise ValidationError(f"query failed: {exc}") from None
+            return run_query(self.con, sql, params)
+        return self.con.execute(sql, params).df()
 
     def list_tables(self) -> list[str]:
         return [r[0] for r in self.con.execute(

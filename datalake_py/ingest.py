@@ -167,10 +167,9 @@ class BatchConverter:
         if self.column.mode == "none":
             return [], []
         values = batch.column(self.column.name).to_pylist()
-        workers = self.workers
-        chunks = [values[i::workers] for i in range(workers)]  # one task per worker, not per row
+        chunks = [values[i::self.workers] for i in range(self.workers)]  # one task per worker, not per row
         done = list(self.pool.map(lambda chunk: [self._one(v, base) for v in chunk], chunks))
-        outcomes = [done[i % workers][i // workers] for i in range(len(values))]
+        outcomes = [done[i % self.workers][i // self.workers] for i in range(len(values))]
         hashes, paths = [], []
         for offset, outcome in enumerate(outcomes):
             if isinstance(outcome, str):
@@ -198,9 +197,7 @@ class BatchConverter:
                     return self.stager.put_file(base / Path(value["path"]).expanduser(), must_be_image=True)
                 return None
             return self.stager.put_bytes(value, None, must_be_image=True)
-        except AssetProblem as exc:
-            return str(exc)
-        except ValidationError as exc:
+        except (AssetProblem, ValidationError) as exc:
             return str(exc)
 
     def _existing(self, digest: Any) -> AssetInfo:

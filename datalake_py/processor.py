@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .config import resolve
+from .db import quote
 from .errors import ConflictError, DatalakeError, NotFoundError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic
 from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE
@@ -120,8 +121,7 @@ class DatalakeProcessor:
         for stage in ("processing", "pending"):
             for folder in self.lake.stage(stage).iterdir():
                 with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-                    m = read_json(folder / MANIFEST_FILE)
-                    groups[f"{m['provider']}/{m['dataset']}/{m['task']}/{m['variant']}"].append(folder.name)
+                    groups[str(manifest_partition(read_json(folder / MANIFEST_FILE)))].append(folder.name)
         return {key: sorted(set(ids)) for key, ids in sorted(groups.items())}
 
     def _upload_lock(self, upload_id: str) -> Path:
@@ -179,10 +179,13 @@ def upload_counts(lake: Lake) -> dict[str, int]:
     return {stage: sum(1 for s in seen.values() if s == stage) for stage in ("pending", "processing", "failed")}
 
 
+def manifest_partition(manifest: dict[str, Any]) -> Partition:
+    return Partition(manifest["provider"], manifest["dataset"], manifest["task"], manifest["variant"])
+
+
 def _partition_text(folder: Path) -> str | None:
     with contextlib.suppress(Exception):
-        m = read_json(folder / MANIFEST_FILE)
-        return str(Partition(m["provider"], m["dataset"], m["task"], m["variant"]))
+        return str(manifest_partition(read_json(folder / MANIFEST_FILE)))
     return None
 
 
@@ -190,16 +193,17 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
     """Land one claimed upload: dedupe its rows, move its assets, write its part and ledger entries."""
     manifest = read_json(folder / MANIFEST_FILE)
     upload_id = manifest["upload_id"]
-    partition = Partition(manifest["provider"], manifest["dataset"], manifest["task"], manifest["variant"])
+    partition = manifest_partition(manifest)
     part_dir = lake.partition_dir(partition)
     with file_lock(lake.lock_path("partition", str(partition))):
         own = part_dir / f"part-{upload_id}.parquet"
         others = sorted(p for p in part_dir.glob("part-*.parquet") if p != own)
         data = folder / DATA_FILE
-        if not manifest.get("overwrite"):
-            check_column_types(data, others, partition)
-        counts = _write_part(data, [] if manifest.get("overwrite") else others, own)
-        if manifest.get("overwrite"):
+        overwrite = bool(manifest.get("overwrite"))
+        existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
+        check_column_types(pq.read_schema(data), existing.values(), partition)
+        counts = _write_part(data, existing, own)
+        if overwrite:
             for part in others:
                 part.unlink(missing_ok=True)
     counts["new_assets"], counts["new_bytes"] = move_assets(lake, folder / "assets")
@@ -221,14 +225,14 @@ def _family(t: pa.DataType) -> str | None:
     return None if pa.types.is_null(t) else str(t)
 
 
-def check_column_types(data: Path, parts: list[Path], partition: Partition) -> None:
+def check_column_types(data: pa.Schema, parts: Iterable[pa.Schema], partition: Partition) -> None:
     """Refuse an upload whose columns have other types than the partition's."""
     existing: dict[str, pa.DataType] = {}
-    for part in parts:
-        for f in pq.read_schema(part):
+    for schema in parts:
+        for f in schema:
             if _family(f.type) is not None:
                 existing.setdefault(f.name, f.type)
-    for f in pq.read_schema(data):
+    for f in data:
         old = existing.get(f.name)
         if old is not None and _family(f.type) is not None and _family(f.type) != _family(old):
             raise ConflictError(
@@ -237,25 +241,23 @@ def check_column_types(data: Path, parts: list[Path], partition: Partition) -> N
             )
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
-    """Write the upload's rows that are not already in the partition (nor repeated) to `target`."""
+def _write_part(data: Path, others: dict[Path, pa.Schema], target: Path) -> dict[str, int]:
+    """Write the upload's rows that are not already in the partition's parts (`others`, with their
+    schemas), nor repeated, to `target`."""
     con = duckdb.connect()
     try:
         con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
                     {"f": str(data)})
-        new_cols = [c for c in pq.read_schema(data).names if c not in LINEAGE_COLUMNS]
-        keys = ", ".join(_quote(c) for c in new_cols)
+        schema = pq.read_schema(data)
+        new_cols = [c for c in schema.names if c not in LINEAGE_COLUMNS]
+        keys = ", ".join(quote(c) for c in new_cols)
         query = f"SELECT * FROM new_rows QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY file_row_number) = 1"
         params: dict[str, Any] = {}
         if others:
-            old_cols = {n for p in others for n in pq.read_schema(p).names} - set(LINEAGE_COLUMNS)
-            conds = [f"n.{_quote(c)} IS NOT DISTINCT FROM " + (f"e.{_quote(c)}" if c in old_cols else "NULL")
+            old_cols = {n for s in others.values() for n in s.names} - set(LINEAGE_COLUMNS)
+            conds = [f"n.{quote(c)} IS NOT DISTINCT FROM " + (f"e.{quote(c)}" if c in old_cols else "NULL")
                      for c in new_cols]
-            conds += [f"e.{_quote(c)} IS NULL" for c in sorted(old_cols - set(new_cols))]
+            conds += [f"e.{quote(c)} IS NULL" for c in sorted(old_cols - set(new_cols))]
             query = (f"SELECT n.* FROM ({query}) n ANTI JOIN read_parquet($parts, union_by_name=true) e "
                      f"ON {' AND '.join(conds)}")
             params["parts"] = [str(p) for p in others]
@@ -266,7 +268,6 @@ def _write_part(data: Path, others: list[Path], target: Path) -> dict[str, int]:
         distinct_assets = (con.sql("SELECT count(DISTINCT hash) FROM new_rows").fetchall()[0][0]
                            if "hash" in new_cols else 0)
         if written:
-            schema = pq.read_schema(data)
             reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
             with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema) as writer:
                 for batch in reader:

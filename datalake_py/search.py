@@ -11,13 +11,10 @@ from typing import Any, Sequence
 import duckdb
 import pandas as pd
 
+from .db import quote
 from .errors import ValidationError
 
 LEVELS = ("provider", "dataset", "task", "variant")
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def catalog_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
