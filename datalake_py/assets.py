@@ -7,6 +7,7 @@ never decoded, never re-encoded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -25,6 +26,8 @@ FORMAT_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "
               "TIFF": "tif", "ICO": "ico", "JPEG2000": "jp2"}
 WHOLE_READ_LIMIT = 32 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024
+JOURNAL_FILE = "assets.journal"
+WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 class AssetProblem(Exception):
@@ -132,15 +135,26 @@ class AssetStore:
 
 
 class AssetStager:
-    """Puts the bytes of an upload's new assets into its staging folder, one file per distinct content."""
+    """Writes an upload's new assets into the store under hidden names private to the upload.
 
-    def __init__(self, store: AssetStore, folder: Path):
+    A new asset is written as `<h[0:2]>/<h[2:4]>/.<hash>.<ext>.<upload_id>.tmp`, beside its final
+    name, so processing publishes it with one rename in the same folder. Each one is listed in the
+    upload's journal (`assets.journal`: relative path and size per line) before it is created, so
+    whatever a failed or killed upload wrote can be removed (`discard_staged_assets`).
+    """
+
+    def __init__(self, store: AssetStore, upload_id: str, folder: Path):
         self.store = store
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self._shards: set[str] = set()
+        self.root = store.lake.assets
+        self.upload_id = upload_id
+        self.folder = folder  # the upload's own staging folder
         self.seen: dict[str, AssetInfo] = {}
+        self._dirs: set[str] = set()
         self._lock = threading.Lock()
+        self._journal = os.open(folder / JOURNAL_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def close(self) -> None:
+        os.close(self._journal)
 
     def _claim(self, info: AssetInfo) -> bool:
         """True if this is the first time the upload sees this content and the lake lacks it."""
@@ -150,48 +164,113 @@ class AssetStager:
             self.seen[info.digest] = info
         return self.store.find(info.digest) is None
 
+    def _staged_path(self, info: AssetInfo) -> str:
+        """Journal the asset, make its store folder if need be; the hidden name to write it to."""
+        relpath = info.relpath
+        os.write(self._journal, f"{relpath}\t{info.size}\n".encode())
+        shard = os.path.dirname(relpath)
+        if shard not in self._dirs:
+            _make_folder(os.path.join(self.root, shard))
+            self._dirs.add(shard)
+        return staged_asset_path(self.root, relpath, self.upload_id)
+
     def put_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> AssetInfo:
         info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
         if self._claim(info):
-            self._staged_path(info).write_bytes(data)
+            fd = os.open(self._staged_path(info), WRITE_FLAGS, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
         return info
 
-    def _staged_path(self, info: AssetInfo) -> Path:
-        """`<folder>/<h[0:2]>/<hash>.<ext>`: writers spread over folders instead of contending on one."""
-        shard = info.digest[0:2]
-        if shard not in self._shards:
-            (self.folder / shard).mkdir(exist_ok=True)
-            self._shards.add(shard)
-        return self.folder / shard / f"{info.digest}.{info.ext}"
-
-    def put_file(self, path: Path, must_be_image: bool) -> AssetInfo:
+    def put_file(self, path: str, must_be_image: bool) -> AssetInfo:
+        """Store a file's bytes; plain system calls, as this runs once per file of an upload."""
         try:
-            size = path.stat().st_size
-            if size <= WHOLE_READ_LIMIT:
-                return self.put_bytes(path.read_bytes(), path.name, must_be_image)
-            return self._put_large_file(path, size, must_be_image)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = os.fstat(fd).st_size
+                if size > WHOLE_READ_LIMIT:
+                    return self._put_large_file(fd, path, size, must_be_image)
+                data = _read_all(fd, size)
+            finally:
+                os.close(fd)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise AssetProblem(f"file not found: {path}") from None
         except PermissionError:
             raise AssetProblem(f"file not readable (permission denied): {path}") from None
+        return self.put_bytes(data, os.path.basename(path), must_be_image)
 
-    def _put_large_file(self, path: Path, size: int, must_be_image: bool) -> AssetInfo:
+    def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
+        """Copy while hashing (the name is known only at the end), then move into the store."""
         hasher = xxhash.xxh3_128()
-        tmp = self.folder / f".{threading.get_ident()}.partial"
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            head = src.read(CHUNK)
-            chunk = head
+        partial = self.folder / f".{threading.get_ident()}.partial"
+        dst = os.open(partial, WRITE_FLAGS, 0o644)
+        try:
+            head = chunk = os.read(src, CHUNK)
             while chunk:
                 hasher.update(chunk)
-                dst.write(chunk)
-                chunk = src.read(CHUNK)
+                _write_all(dst, chunk)
+                chunk = os.read(src, CHUNK)
+        finally:
+            os.close(dst)
         try:
-            info = describe(head, hasher.hexdigest(), size, path.name, must_be_image)
-        except AssetProblem:
-            tmp.unlink()
-            raise
-        if self._claim(info):
-            os.replace(tmp, self._staged_path(info))
-        else:
-            tmp.unlink()
+            info = describe(head, hasher.hexdigest(), size, os.path.basename(path), must_be_image)
+            if self._claim(info):
+                os.replace(partial, self._staged_path(info))
+        finally:
+            partial.unlink(missing_ok=True)
         return info
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """A file's bytes: one read for a file of `size` bytes (asking one more shows its end)."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, CHUNK):  # it grew meanwhile
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _make_folder(path: str) -> None:
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def staged_asset_path(assets_root: Path | str, relpath: str, upload_id: str) -> str:
+    """The hidden name an upload writes a new asset to, beside its final name in the store."""
+    folder, name = os.path.split(relpath)
+    return os.path.join(assets_root, folder, f".{name}.{upload_id}.tmp")
+
+
+def staged_assets(folder: Path) -> list[tuple[str, int]]:
+    """(relative path, size) of every new asset an upload folder's journal lists.
+
+    Only whole lines count: a line being written (or cut short by a kill) is not an entry yet,
+    and its asset file is not created before its line is complete.
+    """
+    try:
+        lines = (folder / JOURNAL_FILE).read_text().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+    entries = (line.split("\t") for line in lines)
+    return [(relpath, int(size)) for relpath, size in entries]
+
+
+def discard_staged_assets(assets_root: Path, folder: Path, upload_id: str) -> None:
+    """Remove the staged (never published) assets an upload folder's journal lists."""
+    for relpath, _ in staged_assets(folder):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged_asset_path(assets_root, relpath, upload_id))

@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from .assets import AssetStore
+from .assets import JOURNAL_FILE, AssetStore, discard_staged_assets
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
 from .ingest import ASSETS_FILE, DATA_FILE, UploadRequest, convert_source
 from .lake import Lake, check_hash, check_name, new_upload_id, utc_now
-from .processor import move_assets
+from .processor import publish_assets
 from .sources import open_source
 from .validation import validate_assets
 
@@ -119,11 +119,14 @@ class CollectionManager:
         source = open_source(data_source)
         import_id = work.name.lstrip(".")
         request = UploadRequest("collection", work.parent.name, user=self.user)
-        convert_source(self.lake, source, request, import_id, work, self.num_proc)
-        move_assets(self.lake, work / "assets")  # the store holds the bytes; members point at them
+        try:
+            convert_source(self.lake, source, request, import_id, work, self.num_proc)
+            publish_assets(self.lake, work, import_id)  # the store holds the bytes; members point at them
+        finally:
+            discard_staged_assets(self.lake.assets, work, import_id)
+            (work / JOURNAL_FILE).unlink(missing_ok=True)
         with atomic_path(self.lake.ledger / "assets" / f"{import_id}.parquet") as tmp:
             shutil.copyfile(work / ASSETS_FILE, tmp)
-        shutil.rmtree(work / "assets")
         (work / ASSETS_FILE).unlink()
         (work / DATA_FILE).rename(work / MEMBERS)
         return source.description

@@ -1,13 +1,16 @@
 """Upload: validate a source against the rules and stage it in `staging/pending/<upload_id>/`.
 
 The upload streams the source batch by batch into a private folder under `staging/incoming/`:
-rows as `data.parquet` (assets replaced by `hash` and `path`), the bytes of assets the lake lacks
-under `assets/`, their facts in `assets.parquet`, and `manifest.json`. Only when everything is
-valid does one rename move it to `pending/`; on any failure the folder is removed.
+rows as `data.parquet` (assets replaced by `hash` and `path`), asset facts in `assets.parquet`,
+and `manifest.json`. The bytes of assets the lake lacks go straight to the store under hidden
+names private to the upload (see `AssetStager`), for processing to publish by a rename. Only
+when everything is valid does one rename move the folder to `pending/`; on any failure the
+folder and the hidden asset files are removed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .assets import IMAGE_EXTS, AssetInfo, AssetProblem, AssetStager, AssetStore
+from .assets import IMAGE_EXTS, AssetInfo, AssetProblem, AssetStager, AssetStore, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_hash, check_name, new_upload_id, utc_now
@@ -129,7 +132,7 @@ class BatchConverter:
         self.request = request
         self.column = find_asset_column(source.schema)
         self.store = AssetStore(lake)
-        self.stager = AssetStager(self.store, folder / "assets")
+        self.stager = AssetStager(self.store, upload_id, folder)
         self.workers = max(1, num_proc)
         self.pool = ThreadPoolExecutor(self.workers)
         self.problems = Problems()
@@ -141,8 +144,9 @@ class BatchConverter:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.stager.close()
 
-    def convert(self, batch: pa.RecordBatch, base: Path) -> pa.RecordBatch:
+    def convert(self, batch: pa.RecordBatch, base: str) -> pa.RecordBatch:
         start, n = self.rows, batch.num_rows
         self.rows += n
         names, arrays = [], []
@@ -163,7 +167,7 @@ class BatchConverter:
             arrays.append(pa.array([value] * n, pa.string()))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    def _assets(self, batch: pa.RecordBatch, base: Path, start: int) -> tuple[list, list]:
+    def _assets(self, batch: pa.RecordBatch, base: str, start: int) -> tuple[list, list]:
         if self.column.mode == "none":
             return [], []
         values = batch.column(self.column.name).to_pylist()
@@ -181,7 +185,7 @@ class BatchConverter:
             paths.append(outcome.relpath if outcome else None)
         return hashes, paths
 
-    def _one(self, value: Any, base: Path) -> AssetInfo | str | None:
+    def _one(self, value: Any, base: str) -> AssetInfo | str | None:
         """Stage one asset; its facts, None for an empty cell, or the problem as text."""
         try:
             if value is None:
@@ -189,12 +193,13 @@ class BatchConverter:
             if self.column.mode == "hash":
                 return self._existing(value)
             if self.column.mode == "file":
-                return self.stager.put_file(base / Path(value).expanduser(), must_be_image=False)
+                return self.stager.put_file(os.path.join(base, os.path.expanduser(value)), must_be_image=False)
             if isinstance(value, dict):
                 if value.get("bytes") is not None:
                     return self.stager.put_bytes(value["bytes"], value.get("path"), must_be_image=True)
                 if value.get("path"):
-                    return self.stager.put_file(base / Path(value["path"]).expanduser(), must_be_image=True)
+                    return self.stager.put_file(os.path.join(base, os.path.expanduser(value["path"])),
+                                                must_be_image=True)
                 return None
             return self.stager.put_bytes(value, None, must_be_image=True)
         except (AssetProblem, ValidationError) as exc:
@@ -237,22 +242,29 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
             manifest = _write_upload(lake, source, request, upload_id, folder, num_proc)
             folder.rename(lake.upload_dir("pending", upload_id))
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            discard_upload(lake, folder, upload_id)
             lock.unlink(missing_ok=True)
             raise
     return manifest
 
 
+def discard_upload(lake: Lake, folder: Path, upload_id: str) -> None:
+    """Remove an upload that will not land (or has landed): its hidden asset files, then its folder."""
+    discard_staged_assets(lake.assets, folder, upload_id)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id: str, folder: Path,
                    num_proc: int) -> BatchConverter:
-    """Stream a source into `folder`: rows to data.parquet, new asset bytes to assets/, their facts
-    to assets.parquet. Raises ValidationError for problem rows or no rows."""
+    """Stream a source into `folder`: rows to data.parquet, new asset bytes to the store (hidden,
+    journalled in `folder`), their facts to assets.parquet. Raises ValidationError for problem rows
+    or no rows."""
     converter = BatchConverter(lake, request, upload_id, source, folder, num_proc)
     writer = None
     try:
         with tqdm(desc=f"read {source.description[:40]}", unit="row", disable=None, leave=False) as bar:
             for batch, base in source.batches():
-                out = converter.convert(batch, base)
+                out = converter.convert(batch, str(base))
                 if converter.problems.count == 0:
                     if writer is None:
                         writer = pq.ParquetWriter(folder / DATA_FILE, out.schema)

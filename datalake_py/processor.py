@@ -3,7 +3,7 @@
 Each upload is claimed under a lock on its id (the kernel drops the lock if its holder dies, so a
 killed processor's uploads are found in `processing/` and done again). Uploads to one partition
 run one at a time, in upload order, under a lock on that partition. Every step is idempotent:
-assets move by rename, the part file `part-<upload_id>.parquet` is recomputed from the staged rows
+staged assets are published by rename, the part file `part-<upload_id>.parquet` is recomputed from the staged rows
 and replaced atomically, ledger files are named by upload id.
 """
 
@@ -18,7 +18,7 @@ import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable
 
 import duckdb
 import pyarrow as pa
@@ -29,8 +29,9 @@ from .config import resolve
 from .db import quote
 from .errors import ConflictError, DatalakeError, NotFoundError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE
-from .lake import Lake, Partition, asset_relpath, utc_now
+from .assets import staged_asset_path, staged_assets
+from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, discard_upload
+from .lake import Lake, Partition, utc_now
 
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
                  "source", "description")
@@ -163,11 +164,11 @@ class DatalakeProcessor:
     def _clean_leftovers(self) -> None:
         """Remove what killed processes and uploaders left: trash, and uploads never completed."""
         for folder in self.lake.stage("trash").iterdir():
-            shutil.rmtree(folder, ignore_errors=True)
+            discard_upload(self.lake, folder, folder.name)
         for folder in self.lake.stage("incoming").iterdir():
             with file_lock(self._upload_lock(folder.name), blocking=False) as held:
                 if held:  # its uploader is gone
-                    shutil.rmtree(folder, ignore_errors=True)
+                    discard_upload(self.lake, folder, folder.name)
 
 
 def upload_counts(lake: Lake) -> dict[str, int]:
@@ -206,12 +207,15 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
         if overwrite:
             for part in others:
                 part.unlink(missing_ok=True)
-    counts["new_assets"], counts["new_bytes"] = move_assets(lake, folder / "assets")
+    counts["new_assets"], counts["new_bytes"], left = publish_assets(lake, folder, upload_id)
     counts["reused_assets"] = max(0, counts.pop("distinct_assets") - counts["new_assets"])
     summary = {"partition": str(partition), **counts}
     _write_ledger(lake, folder, manifest, summary)
     trash = lake.upload_dir("trash", upload_id)
     folder.rename(trash)
+    for staged in left:
+        with contextlib.suppress(FileNotFoundError):  # a starting processor may be emptying trash/
+            os.unlink(staged)
     shutil.rmtree(trash, ignore_errors=True)
     return summary
 
@@ -280,42 +284,48 @@ def _write_part(data: Path, others: dict[Path, pa.Schema], target: Path) -> dict
             "distinct_assets": distinct_assets}
 
 
-def move_assets(lake: Lake, staged: Path) -> tuple[int, int]:
-    """Put staged asset files (`<staged>/<h[0:2]>/<hash>.<ext>`) into the store; (new assets, their bytes).
+def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, list[str]]:
+    """Give the upload's staged assets their names in the store.
 
-    A hard link claims the target atomically (it fails if the content is stored already), so
-    concurrent processors count each new asset once. The staged name stays linked until the
-    staging folder is removed, so a rerun after a crash still recognises the assets this upload
-    stored (same file) and counts them as its own. File systems without hard links get a rename.
+    A hard link claims a name atomically, so of two processors landing the same content, one
+    counts it as new. Returns the new assets, their bytes, and the staged files left because
+    another upload stored the same content first: those stay until the upload has landed, so a
+    rerun after a crash counts alike (a staged name that is gone was claimed by this upload).
     """
     new = new_bytes = 0
-    made: set[Path] = set()
-    for entry in _staged_files(staged):
-        target = lake.assets / asset_relpath(*entry.name.split(".", 1))
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        size = entry.stat().st_size
+    left = []
+    for relpath, size in staged_assets(folder):
+        final = os.path.join(lake.assets, relpath)
+        staged = staged_asset_path(lake.assets, relpath, upload_id)
         try:
-            os.link(entry.path, target)
+            _claim_name(staged, final)
         except FileExistsError:
-            if not os.path.samefile(entry.path, target):
-                continue  # stored before, by another upload
-        except OSError:  # no hard links here
-            if target.exists():
-                continue
-            os.replace(entry.path, target)
+            left.append(staged)
+            continue
+        except FileNotFoundError:
+            if not os.path.exists(final):
+                raise DatalakeError(f"asset {relpath} of upload {upload_id} is neither staged nor stored; "
+                                    "upload its data again") from None
         new += 1
         new_bytes += size
-    return new, new_bytes
+    return new, new_bytes, left
 
 
-def _staged_files(staged: Path) -> Iterator[os.DirEntry]:
-    if not staged.is_dir():
+def _claim_name(staged: str, final: str) -> None:
+    """Move `staged` to `final`; FileExistsError if `final` holds another upload's file."""
+    try:
+        os.link(staged, final)
+    except FileExistsError:
+        if not os.path.samefile(staged, final):
+            raise
+    except FileNotFoundError:
+        raise
+    except OSError:  # no hard links on this file system: a check, then a rename
+        if os.path.exists(final):
+            raise FileExistsError(final) from None
+        os.rename(staged, final)
         return
-    for shard in os.scandir(staged):
-        if shard.is_dir() and not shard.name.startswith("."):
-            yield from (e for e in os.scandir(shard.path) if not e.name.startswith("."))
+    os.unlink(staged)
 
 
 def _write_ledger(lake: Lake, folder: Path, manifest: dict[str, Any], summary: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import xxhash
 
 from conftest import image_bytes
 from datalake import DatalakeClient, DatalakeProcessor
+from datalake.assets import staged_asset_path, staged_assets
 
 OCR_META = {"lang": "ko", "src": "real"}
 LINEAGE = ("_upload_id", "_uploaded_by", "_uploaded_at")
@@ -110,7 +111,7 @@ def rows_by_partition(lake: Path, lineage: bool = True) -> dict[str, list[str]]:
 def asset_digests(lake: Path) -> dict[str, str]:
     """Every stored asset (relative to assets/) with the xxh3-128 of its bytes."""
     return {str(p.relative_to(lake / "assets")): xxhash.xxh3_128_hexdigest(p.read_bytes())
-            for p in files_under(lake / "assets")}
+            for p in files_under(lake / "assets") if not p.name.startswith(".")}
 
 
 def ledger_uploads(lake: Path, drop: tuple[str, ...] = ("processed_at",)) -> dict[str, dict]:
@@ -136,8 +137,10 @@ def assert_lake_invariants(lake: Path) -> None:
     """What every reader may rely on once no processor is running."""
     for stage in ("incoming", "pending", "processing", "trash"):
         assert stage_contents(lake, stage) == [], f"staging/{stage} is not empty"
+    kept_for_retry = {Path(staged_asset_path(lake / "assets", relpath, folder.name))
+                      for folder in (lake / "staging" / "failed").iterdir() for relpath, _ in staged_assets(folder)}
     stray = [str(p.relative_to(lake)) for top in ("catalog", "assets", "ledger")
-             for p in files_under(lake / top) if p.name.startswith(".")]
+             for p in files_under(lake / top) if p.name.startswith(".") and p not in kept_for_retry]
     assert stray == [], f"temporary files left behind: {stray}"
     not_parts = [f for f in rel_files(lake, "catalog")
                  if not (Path(f).name.startswith("part-") and f.endswith(".parquet"))]
@@ -161,7 +164,7 @@ def assert_lake_invariants(lake: Path) -> None:
 def assert_ledger_counts_match_the_store(lake: Path) -> None:
     """The ledger's per-upload figures add up to what the store and the catalog hold."""
     ledger = ledger_uploads(lake)
-    assets = files_under(lake / "assets")
+    assets = [p for p in files_under(lake / "assets") if not p.name.startswith(".")]
     assert sum(r["new_assets"] for r in ledger.values()) == len(assets), "ledger new_assets != assets stored"
     assert sum(r["new_bytes"] for r in ledger.values()) == sum(p.stat().st_size for p in assets)
     for part in files_under(lake / "catalog"):
@@ -391,7 +394,7 @@ def pending_facts(lake: Path) -> tuple[dict[str, list[Path]], dict[str, str]]:
     new_assets, partitions = {}, {}
     for folder in (lake / "staging" / "pending").iterdir():
         m = json.loads((folder / "manifest.json").read_text())
-        targets = [lake / "assets" / n[:2] / n[2:4] / n for n in os.listdir(folder / "assets")]
+        targets = [lake / "assets" / relpath for relpath, _ in staged_assets(folder)]
         new_assets[folder.name] = [t for t in targets if not t.exists()]
         partitions[folder.name] = (f"provider={m['provider']}/dataset={m['dataset']}/task={m['task']}/"
                                    f"variant={m['variant']}")
@@ -550,7 +553,7 @@ def staged_files(lake: Path, at_least: int, data_file: bool = False) -> Callable
     """An upload in staging/incoming with `at_least` asset files staged (and its data.parquet)."""
     def reached() -> bool:
         for folder in (lake / "staging" / "incoming").iterdir():
-            enough = sum(1 for p in (folder / "assets").glob("*/*") if p.is_file()) >= at_least
+            enough = len(staged_assets(folder)) >= at_least
             if enough and (not data_file or (folder / "data.parquet").exists()):
                 return True
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -90,6 +91,26 @@ def test_type_conflict_fails_with_the_reason_and_retry_sends_it_back(client):
     assert process(client)["failed"] == 1  # still conflicting: failed again, nothing landed
     with pytest.raises(NotFoundError, match="is not among the failed uploads"):
         client.retry_upload("20990101T000000000Z-00000000")
+
+
+def test_a_failed_upload_keeps_its_assets_out_of_sight_until_it_lands(client):
+    client.upload_raw(pd.DataFrame({"score": [1]}), provider="test", dataset="a", variant="scores")
+    process(client)
+    images = [image_bytes(1), image_bytes(2)]
+    bad = client.upload_raw(pd.DataFrame({"image": images, "score": ["x", "y"]}),
+                            provider="test", dataset="a", variant="scores")
+    assert process(client)["failed"] == 1
+    assert [f for f in lake_files(client.base_path, "assets") if not Path(f).name.startswith(".")] == []
+    client.upload_raw(pd.DataFrame({"score": ["z"]}), provider="test", dataset="a", variant="scores",
+                      overwrite=True)  # the partition's scores become strings
+    process(client)
+    client.retry_upload(bad)
+    (summary,) = process(client)["uploads"]
+    assert summary["status"] == "processed" and summary["new_assets"] == 2
+    assert sorted(lake_files(client.base_path, "assets")) == sorted(r["path"] for r in catalog_rows(client.base_path)
+                                                                    if r.get("path"))
+    assert sorted((client.base_path / "assets" / r["path"]).read_bytes() for r in catalog_rows(client.base_path)
+                  if r.get("path")) == sorted(images)
 
 
 def test_new_columns_in_a_later_upload_are_fine(client):

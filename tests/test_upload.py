@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from PIL import Image
 
 from conftest import catalog_rows, image_bytes, lake_files, process
 from datalake import DatalakeClient, NotFoundError, ValidationError
+from datalake.assets import WHOLE_READ_LIMIT
 
 OCR_META = {"lang": "ko", "src": "real"}
 
@@ -99,6 +101,19 @@ def test_file_path_columns_absolute_and_relative_to_the_source(client, tmp_path)
     summary = process(client)["uploads"][0]
     assert summary["partition"] == "test/docs/raw/mixed"
     assert sorted(r["path"].rsplit(".", 1)[1] for r in catalog_rows(client.base_path)) == ["pdf", "png", "txt"]
+
+
+def test_a_file_bigger_than_one_read_is_copied_while_hashed(client, tmp_path):
+    big = os.urandom(WHOLE_READ_LIMIT + 1_000_000)
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "small.txt").write_text("small")
+    pq.write_table(pa.table({"file_path": ["big.bin", "small.txt"]}), tmp_path / "files.parquet")
+    client.upload_raw(tmp_path / "files.parquet", provider="test", dataset="d")
+    assert process(client)["uploads"][0]["new_bytes"] == len(big) + 5
+    stored = {r["path"]: (client.base_path / "assets" / r["path"]).read_bytes() for r in catalog_rows(client.base_path)}
+    assert sorted(stored.values(), key=len) == [b"small", big]
+    assert {Path(p).name for p in stored} == {f"{xxhash.xxh3_128_hexdigest(big)}.bin",
+                                              f"{xxhash.xxh3_128_hexdigest(b'small')}.txt"}
 
 
 @pytest.mark.parametrize("columns, variant", [
