@@ -4,16 +4,24 @@ A build runs `dbt build` on a copy of the current database (so incremental model
 what is new) and renames the result into place: readers keep the file they opened, new readers
 get the new one, and a failed build leaves the previous database as it was. Builds take turns
 under a lock. The file is a cache: delete it and the next build makes it again.
+
+dbt runs in one child process per Python process (`DbtWorker`), started at the first build and
+kept: importing dbt and loading its adapter cost about 2 s, paid once rather than per build,
+while dbt's process-wide state (working folder, environment, open database) stays out of ours.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +42,77 @@ class DbBuildError(DatalakeError):
     """`dbt build` failed: the message names each failing model or test."""
 
 
+def dbt_vars(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
+    """The environment variables dbt needs for this lake (no usage tracking: hosts may be offline)."""
+    return {"DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path), "DO_NOT_TRACK": "1"}
+
+
 def dbt_env(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
-    """The environment plain `dbt` needs for this lake (no usage tracking: hosts may be offline)."""
-    return {**os.environ, "DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path),
-            "DO_NOT_TRACK": "1"}
+    """The environment plain `dbt` needs for this lake."""
+    return {**os.environ, **dbt_vars(lake, db_path)}
+
+
+def dbt_args(lake: Lake, args: list[str]) -> list[str]:
+    """A dbt command on the lake's project; its logs go to the lake's logs/."""
+    return [*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR / "profiles"),
+            "--target-path", str(lake.db_dir / "dbt-target"), "--log-path", str(lake.logs)]
 
 
 def run_dbt(lake: Lake, args: list[str], db_path: Path | None = None,
             capture: bool = True) -> subprocess.CompletedProcess:
-    """Run a dbt command on the lake's project; its logs go to the lake's logs/."""
-    command = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args,
-               "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR / "profiles"),
-               "--target-path", str(lake.db_dir / "dbt-target"), "--log-path", str(lake.logs)]
+    """Run a dbt command as a subprocess (for long-running ones such as `docs serve`)."""
+    command = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *dbt_args(lake, args)]
     return subprocess.run(command, env=dbt_env(lake, db_path), capture_output=capture, text=True,
                           cwd=PROJECT_DIR, stdin=subprocess.DEVNULL if capture else None)
+
+
+def _invoke_in_worker(args: list[str], env: dict[str, str]) -> str | None:
+    """In the dbt child process: run one dbt command; None when it succeeded, else what went wrong.
+
+    dbt-duckdb keeps its database open between commands; it is closed after each one, as the
+    file is renamed next and a later build must not write through a handle to the file it replaced.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(env)
+    os.chdir(PROJECT_DIR)
+    try:
+        result = dbtRunner().invoke([*args, "--log-level", "none"])  # the log file keeps everything
+    finally:
+        held = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager.close_all_connections()
+        if held is not None:
+            held.close()
+    if result.success:
+        return None
+    return str(result.exception or "dbt reported a failure (see logs/dbt.log)")
+
+
+class DbtWorker:
+    """The child process that runs this process's dbt commands, one at a time."""
+
+    _pool: ProcessPoolExecutor | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def _get(cls) -> ProcessPoolExecutor:
+        with cls._lock:
+            if cls._pool is None:
+                cls._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            return cls._pool
+
+    @classmethod
+    def invoke(cls, lake: Lake, args: list[str], db_path: Path) -> str | None:
+        """Run a dbt command on the lake's project with `db_path` as the database; None or the error."""
+        pool = cls._get()
+        try:
+            return pool.submit(_invoke_in_worker, dbt_args(lake, args), dbt_vars(lake, db_path)).result()
+        except BrokenProcessPool:
+            with cls._lock:
+                if cls._pool is pool:
+                    cls._pool = None
+            return "the dbt process stopped unexpectedly (out of memory?); see logs/dbt.log"
 
 
 def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
@@ -61,12 +126,13 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
         incremental = lake.db_path.exists() and not full_refresh
         if incremental:
             shutil.copyfile(lake.db_path, work)
-        proc = run_dbt(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
+        (lake.db_dir / "dbt-target" / "run_results.json").unlink(missing_ok=True)
         try:
+            error = DbtWorker.invoke(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
             results = _run_results(lake)
             failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
-            if proc.returncode != 0 or failures:
-                detail = "\n  ".join(failures) or (proc.stdout + proc.stderr).strip()[-2000:]
+            if error or failures:
+                detail = "\n  ".join(failures) or error[-2000:]
                 raise DbBuildError(f"dbt build failed; the database was left as it was:\n  {detail}")
             os.replace(work, lake.db_path)
         finally:
@@ -132,11 +198,11 @@ def generate_docs(lake: Lake) -> Path:
         work = lake.db_dir / ".catalog.duckdb.docs"
         shutil.copyfile(require_db(lake.db_path), work)
         try:
-            proc = run_dbt(lake, ["docs", "generate"], work)
+            error = DbtWorker.invoke(lake, ["docs", "generate"], work)
         finally:
             work.unlink(missing_ok=True)
-    if proc.returncode != 0:
-        raise DatalakeError(f"dbt docs generate failed:\n{(proc.stdout + proc.stderr).strip()[-2000:]}")
+    if error:
+        raise DatalakeError(f"dbt docs generate failed:\n{error[-2000:]}")
     return lake.db_dir / "dbt-target" / "index.html"
 
 

@@ -186,6 +186,26 @@ def test_rules_are_enforced_from_schema_yaml_and_failures_named(client):
     assert result.exit_code == 1 and "task 'caption' field 'style'" in result.stderr
 
 
+def test_builds_in_one_process_leave_the_file_alone(client):
+    """dbt stays loaded between builds: after a build nothing holds the file, and a later failing
+    build (here, rules broken) still leaves the database as it was."""
+    client.upload_raw(pd.DataFrame({"n": [1]}), provider="test", dataset="a")
+    process(client)
+    client.build_db()
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+                             str(client.db_path)], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr  # no write lock kept by this process
+    client.upload_task(pd.DataFrame({"t": ["a"]}), provider="test", dataset="d", task="ocr", variant="v",
+                       meta=OCR)
+    process(client)
+    rules = yaml.safe_load(client.lake.schema_path.read_text())
+    rules["tasks"]["ocr"]["required_fields"].append("mod")
+    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    with pytest.raises(DbBuildError):
+        client.build_db()
+    assert client.get_db_info()["tables"]["catalog"] == 1
+
+
 def test_searches_never_fail_while_builds_run(client, tmp_path):
     client.upload_raw(pd.DataFrame({"n": range(50)}), provider="test", dataset="a")
     process(client)
