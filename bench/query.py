@@ -9,10 +9,12 @@ process, and built once. It is cached in --workdir/lake and reused with --reuse 
 
 Figures, each beside pandas over the same catalog parquet files:
 
-- full build: `client.build_db(full_refresh=True)` vs pandas reading every part file, adding the
-  partition columns, concatenating and writing one parquet file;
-- build after one 1,000-row upload: `client.build_db()` vs pandas reading that file and the new
-  part, concatenating and writing it again;
+- full build: `client.build_db(full_refresh=True)` vs pandas making what a build makes: every
+  part file read with its partition columns and row ids, concatenated; the partitions, assets
+  and uploads tables; the same checks (keys, hashes, task meta rules); all written as parquet
+  (the time to concatenate and write the catalog alone is printed too);
+- build after one 1,000-row upload: `client.build_db()` vs pandas doing the same from the catalog
+  it wrote and the new part (pandas has no incremental update);
 - hierarchy search and JSON text search, warm (median of --runs after 2 warm-ups):
   `client.search(...)` vs `pd.read_parquet(<catalog>)` then boolean filtering (and `json.loads`
   per row with `apply`); the filter alone on a DataFrame already in memory is shown too;
@@ -41,7 +43,7 @@ import pandas as pd
 from machine import others_cpu_s
 from datalake import DatalakeClient
 from datalake.errors import ConflictError
-from datalake.schema import add_provider
+from datalake.schema import add_provider, load_schema
 
 LAKE_VERSION = 1  # bump when the generated lake changes, so cached lakes are rebuilt
 PROVIDERS = [f"p{i}" for i in range(1, 6)]
@@ -205,15 +207,54 @@ def slow_nodes(client: DatalakeClient, at_least: float = 0.1) -> str:
 
 
 def pandas_catalog(files: list[Path], catalog: Path) -> pd.DataFrame:
-    """Every part file read with pandas, its partition columns added from its path, concatenated."""
+    """Every part file read with pandas, its partition columns, row id and file name added, concatenated."""
     frames = []
     for f in files:
         frame = pd.read_parquet(f)
         for part in f.parent.relative_to(catalog).parts:
             key, value = part.split("=", 1)
             frame[key] = value
+        frame["row_id"] = frame["_upload_id"] + ":" + pd.RangeIndex(len(frame)).astype(str)
+        frame["_file"] = str(f)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def read_all(folder: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))], ignore_index=True)
+
+
+def pandas_database(catalog: pd.DataFrame, client: DatalakeClient, out: Path) -> None:
+    """What a build makes, done with pandas: the catalog, partitions, assets and uploads tables written
+    as parquet files to `out`, and the same checks (keys unique and present, every hash an asset,
+    task meta within the rules of config/schema.yaml)."""
+    keys = ["provider", "dataset", "task", "variant"]
+    parts = catalog.groupby(keys).agg(num_rows=("row_id", "size"), num_assets=("hash", "nunique"),
+                                      num_uploads=("_upload_id", "nunique"), last_upload_at=("_uploaded_at", "max"))
+    facts = read_all(client.lake.ledger / "assets").groupby("hash").first()
+    with_hash = catalog[catalog["hash"].notna()]
+    refs = pd.DataFrame({
+        "num_rows": with_hash.groupby("hash").size(),
+        "datasets": (with_hash["provider"] + "/" + with_hash["dataset"]).groupby(with_hash["hash"])
+        .agg(lambda names: ",".join(sorted(set(names)))),
+    })
+    assets = facts.join(refs, how="left")
+    uploads = read_all(client.lake.ledger / "uploads")
+    problems = [
+        not catalog["row_id"].is_unique, catalog[["row_id", *keys]].isna().any().any(),
+        not uploads["upload_id"].is_unique, not with_hash["hash"].isin(assets.index).all(),
+    ]
+    for task, rule in load_schema(client.lake).tasks.items():
+        rows = catalog[catalog["task"] == task]
+        for field in rule.required_fields:
+            values = rows[field] if field in rows else pd.Series([None] * len(rows))
+            allowed = rule.allowed_values.get(field)
+            problems.append(bool((values.isna() | (~values.isin(allowed) if allowed else False)).any()))
+    if any(problems):
+        raise SystemExit("the pandas checks found problems in the benchmark lake")
+    out.mkdir(exist_ok=True)
+    for name, table in (("catalog", catalog), ("partitions", parts), ("assets", assets), ("uploads", uploads)):
+        table.to_parquet(out / f"{name}.parquet")
 
 
 def glob_mask(column: pd.Series, patterns: list[str]) -> pd.Series:
@@ -314,9 +355,10 @@ def main() -> None:
     build_s, _ = timed(lambda: client.build_db(full_refresh=True))
     print(f"  {catalog_rows(client):,} catalog rows, database {client.db_path.stat().st_size / 2**20:.0f} MB; "
           f"dbt nodes >= 0.1 s: {slow_nodes(client)}")
-    combined = scratch / "pandas-catalog.parquet"
+    pandas_db = scratch / "pandas-database"
     files = part_files(client)
-    pd_build_s, _ = timed(lambda: pandas_catalog(files, catalog).to_parquet(combined))
+    pd_build_s, _ = timed(lambda: pandas_database(pandas_catalog(files, catalog), client, pandas_db))
+    concat_s, _ = timed(lambda: pandas_catalog(files, catalog).to_parquet(scratch / "concat.parquet"))
 
     print(f"one {INCREMENT_ROWS:,}-row upload, processed, then an incremental build ...")
     hashes = client.sql("select hash from assets order by hash")["hash"].tolist()
@@ -328,8 +370,12 @@ def main() -> None:
     print(f"  upload {upload_s:.2f} s, process {process_s:.2f} s; build incremental={info['incremental']}, "
           f"{catalog_rows(client):,} rows; dbt nodes >= 0.1 s: {slow_nodes(client)}")
     new_part = sorted(set(part_files(client)) - set(files))
-    pd_incr_s, _ = timed(lambda: pd.concat([pd.read_parquet(combined), pandas_catalog(new_part, catalog)],
-                                           ignore_index=True).to_parquet(combined))
+    pd_incr_s, _ = timed(lambda: pandas_database(pd.concat([pd.read_parquet(pandas_db / "catalog.parquet"),
+                                                            pandas_catalog(new_part, catalog)], ignore_index=True),
+                                                 client, pandas_db))
+    concat_incr_s, _ = timed(lambda: pd.concat([pd.read_parquet(scratch / "concat.parquet"),
+                                                pandas_catalog(new_part, catalog)], ignore_index=True)
+                             .to_parquet(scratch / "concat.parquet"))
 
     print(f"searches (median of {args.runs} after 2 warm-ups; pandas: median of {PANDAS_RUNS}) ...")
     found = {"hierarchy": len(client.search(**HIERARCHY)), "text": len(client.search(**TEXT))}
@@ -367,8 +413,12 @@ def main() -> None:
         ("JSON text search (warm)", "ms", text_s, pd_text_s, "< 200 ms"),
         (f"export {EXPORT_ROWS:,} rows with images", "rows/s", export_rate, pd_export_rate, "ahead of pandas"),
     ])
-    print("\n  pandas builds: every part file read, concatenated, written as one parquet file (after the upload:"
-          " that file and the new part); pandas searches: read_parquet of the catalog folder, then the filter")
+    print("\n  pandas builds make what a build makes: every part file read and concatenated (after the upload:"
+          " the catalog it wrote and the new part), the partitions, assets and uploads tables, the same checks,"
+          " all written as parquet files")
+    print(f"  pandas concatenating the catalog alone, no tables or checks: full {concat_s:.2f} s, after the upload "
+          f"{concat_incr_s:.2f} s")
+    print("  pandas searches: read_parquet of the catalog folder, then the filter")
     print(f"  pandas filter alone on a DataFrame already in memory: hierarchy {mem_hier_s * 1000:.1f} ms, "
           f"JSON text {mem_text_s * 1000:.1f} ms")
     print(f"  other work used {others:.0f} CPU s of the {wall:.0f} s of measurements on {os.cpu_count()} cores "
