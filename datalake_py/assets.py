@@ -138,7 +138,7 @@ class AssetStager:
     """Writes an upload's new assets into the store under hidden names private to the upload.
 
     A new asset is written as `<h[0:2]>/<h[2:4]>/.<hash>.<ext>.<upload_id>.tmp`, beside its final
-    name, so processing publishes it with one rename in the same folder. Each one is listed in the
+    name, so processing names it with a hard link in the same folder. Each one is listed in the
     upload's journal (`assets.journal`: relative path and size per line) before it is created, so
     whatever a failed or killed upload wrote can be removed (`discard_staged_assets`).
     """

@@ -3,7 +3,7 @@
 The upload streams the source batch by batch into a private folder under `staging/incoming/`:
 rows as `data.parquet` (assets replaced by `hash` and `path`), asset facts in `assets.parquet`,
 and `manifest.json`. The bytes of assets the lake lacks go straight to the store under hidden
-names private to the upload (see `AssetStager`), for processing to publish by a rename. Only
+names private to the upload (see `AssetStager`), for processing to give them their names. Only
 when everything is valid does one rename move the folder to `pending/`; on any failure the
 folder and the hidden asset files are removed.
 """

@@ -3,8 +3,8 @@
 Each upload is claimed under a lock on its id (the kernel drops the lock if its holder dies, so a
 killed processor's uploads are found in `processing/` and done again). Uploads to one partition
 run one at a time, in upload order, under a lock on that partition. Every step is idempotent:
-staged assets are published by rename, the part file `part-<upload_id>.parquet` is recomputed from the staged rows
-and replaced atomically, ledger files are named by upload id.
+staged assets get their names in the store by hard link, the part file `part-<upload_id>.parquet`
+is recomputed from the staged rows and replaced atomically, ledger files are named by upload id.
 """
 
 from __future__ import annotations
@@ -191,7 +191,8 @@ def _partition_text(folder: Path) -> str | None:
 
 
 def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
-    """Land one claimed upload: dedupe its rows, move its assets, write its part and ledger entries."""
+    """Land one claimed upload: name its assets in the store, then write its deduplicated rows as its
+    part (so no reader sees a row before its asset), then its ledger entries."""
     manifest = read_json(folder / MANIFEST_FILE)
     upload_id = manifest["upload_id"]
     partition = manifest_partition(manifest)
@@ -203,11 +204,11 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
         overwrite = bool(manifest.get("overwrite"))
         existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
         check_column_types(pq.read_schema(data), existing.values(), partition)
-        counts = _write_part(data, existing, own)
+        new_assets, new_bytes, left = publish_assets(lake, folder, upload_id)
+        counts = {**_write_part(data, existing, own), "new_assets": new_assets, "new_bytes": new_bytes}
         if overwrite:
             for part in others:
                 part.unlink(missing_ok=True)
-    counts["new_assets"], counts["new_bytes"], left = publish_assets(lake, folder, upload_id)
     counts["reused_assets"] = max(0, counts.pop("distinct_assets") - counts["new_assets"])
     summary = {"partition": str(partition), **counts}
     _write_ledger(lake, folder, manifest, summary)
