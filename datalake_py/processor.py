@@ -43,7 +43,6 @@ class DatalakeProcessor:
     def __init__(self, base_path: str | Path, num_proc: int | None = None):
         self.lake = Lake(base_path).require()
         self.num_proc = num_proc or resolve().num_proc
-        self._stop = threading.Event()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -54,18 +53,18 @@ class DatalakeProcessor:
         result carries an `error` saying so.
         """
         started = utc_now()
-        self._stop = stop or threading.Event()
+        stop = stop or threading.Event()
         self._clean_leftovers()
         summaries: list[dict[str, Any]] = []
-        while not self._stop.is_set():
-            batch = self._run_pass()
+        while not stop.is_set():
+            batch = self._run_pass(stop)
             summaries += batch
             if not batch:
                 break
         failed = sum(1 for s in summaries if s["status"] == "failed")
         result = {"started_at": started, "completed_at": utc_now(), "processed": len(summaries) - failed,
                   "failed": failed, "uploads": summaries}
-        if self._stop.is_set():
+        if stop.is_set():
             left = upload_counts(self.lake)["pending"]
             result["error"] = f"stopped before the end (shutting down); {left} upload(s) stay pending"
         return result
@@ -96,7 +95,7 @@ class DatalakeProcessor:
 
     # -- claiming ------------------------------------------------------------------------------
 
-    def _run_pass(self) -> list[dict[str, Any]]:
+    def _run_pass(self, stop: threading.Event) -> list[dict[str, Any]]:
         groups = self._candidates_by_partition()
         if not groups:
             return []
@@ -106,7 +105,7 @@ class DatalakeProcessor:
             def run_group(ids: list[str]) -> list[dict[str, Any]]:
                 done = []
                 for upload_id in ids:
-                    if self._stop.is_set():
+                    if stop.is_set():
                         break
                     summary = self._claim_and_process(upload_id)
                     bar.update(1)

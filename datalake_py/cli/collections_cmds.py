@@ -9,7 +9,7 @@ import typer
 
 from ..errors import DatalakeError
 from .output import echo_json, table
-from .process_cmds import client_for
+from .context import client_for
 
 app = typer.Typer(no_args_is_help=True, help="Immutable, versioned training sets.")
 

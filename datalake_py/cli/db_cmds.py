@@ -9,7 +9,7 @@ import typer
 from ..db import generate_docs, run_dbt
 from ..errors import DatalakeError
 from .output import echo_json
-from .process_cmds import client_for
+from .context import client_for
 
 app = typer.Typer(no_args_is_help=True, help="Build and inspect the lake's DuckDB database.")
 docs_app = typer.Typer(no_args_is_help=True, help="The dbt docs site: lineage from the lake's files to the marts.")

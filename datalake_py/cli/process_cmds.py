@@ -6,21 +6,14 @@ from typing import Optional
 
 import typer
 
-from ..client import DatalakeClient
 from ..errors import DatalakeError
+from .context import client_for
 from .output import echo_json, table
 
 app = typer.Typer(no_args_is_help=True, help="Process pending uploads and follow processing jobs.")
 
 SUMMARY_COLUMNS = ["upload_id", "partition", "status", "rows_in", "rows_written", "duplicate_rows",
                    "new_assets", "reused_assets", "new_bytes"]
-
-
-def client_for(ctx: typer.Context, server: str | None = None) -> DatalakeClient:
-    """The client the global options (and a command's own --server) describe."""
-    s = ctx.find_root().obj
-    return DatalakeClient(user_id=s.user_id, base_path=s.base_path, server_url=server or s.server_url,
-                          num_proc=s.num_proc, token=s.token)
 
 
 @app.command("start")

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import ValidationError
 from .output import echo_json
-from .process_cmds import client_for
+from .context import client_for
 from .upload_cmd import parse_meta
 
 FORMATS = ("table", "json", "csv")

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from .output import echo_json
-from .process_cmds import client_for
+from .context import client_for
 
 app = typer.Typer(no_args_is_help=True, help="Ask a datalake-server how it is doing.")
 

@@ -1,0 +1,14 @@
+"""What every command builds from the global options (`--base-path`, `--user`, ...)."""
+
+from __future__ import annotations
+
+import typer
+
+from ..client import DatalakeClient
+
+
+def client_for(ctx: typer.Context, server: str | None = None) -> DatalakeClient:
+    """The client the global options (and a command's own --server) describe."""
+    s = ctx.find_root().obj
+    return DatalakeClient(user_id=s.user_id, base_path=s.base_path, server_url=server or s.server_url,
+                          num_proc=s.num_proc, token=s.token)
