@@ -5,23 +5,18 @@ what is new) and renames the result into place: readers keep the file they opene
 get the new one, and a failed build leaves the previous database as it was. Builds take turns
 under a lock. The file is a cache: delete it and the next build makes it again.
 
-dbt runs in one child process per Python process (`DbtWorker`), started at the first build and
-kept: importing dbt and loading its adapter cost about 2 s, paid once rather than per build,
-while dbt's process-wide state (working folder, environment, open database) stays out of ours.
+dbt runs in one child process per Python process, started at the first build and kept
+(`dbt_worker.DbtWorker`).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +25,11 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
+from .dbt_worker import PROJECT_DIR, DbtWorker
 from .errors import DatalakeError, NotFoundError, ValidationError
 from .fs import file_lock
 from .lake import Lake, utc_now
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent  # holds dbt_project.yml and profiles/
 RULES_TEST = "task_meta_rules"
 
 
@@ -66,55 +61,6 @@ def run_dbt(lake: Lake, args: list[str], db_path: Path | None = None,
                           cwd=PROJECT_DIR, stdin=subprocess.DEVNULL if capture else None)
 
 
-def _invoke_in_worker(args: list[str], env: dict[str, str]) -> str | None:
-    """In the dbt child process: run one dbt command; None when it succeeded, else what went wrong.
-
-    dbt-duckdb keeps its database open between commands; it is closed after each one, as the
-    file is renamed next and a later build must not write through a handle to the file it replaced.
-    """
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    from dbt.cli.main import dbtRunner
-
-    os.environ.update(env)
-    os.chdir(PROJECT_DIR)
-    try:
-        result = dbtRunner().invoke([*args, "--log-level", "none"])  # the log file keeps everything
-    finally:
-        held = DuckDBConnectionManager._ENV
-        DuckDBConnectionManager.close_all_connections()
-        if held is not None:
-            held.close()
-    if result.success:
-        return None
-    return str(result.exception or "dbt reported a failure (see logs/dbt.log)")
-
-
-class DbtWorker:
-    """The child process that runs this process's dbt commands, one at a time."""
-
-    _pool: ProcessPoolExecutor | None = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def _get(cls) -> ProcessPoolExecutor:
-        with cls._lock:
-            if cls._pool is None:
-                cls._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            return cls._pool
-
-    @classmethod
-    def invoke(cls, lake: Lake, args: list[str], db_path: Path) -> str | None:
-        """Run a dbt command on the lake's project with `db_path` as the database; None or the error."""
-        pool = cls._get()
-        try:
-            return pool.submit(_invoke_in_worker, dbt_args(lake, args), dbt_vars(lake, db_path)).result()
-        except BrokenProcessPool:
-            with cls._lock:
-                if cls._pool is pool:
-                    cls._pool = None
-            return "the dbt process stopped unexpectedly (out of memory?); see logs/dbt.log"
-
-
 def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
     """Build (or update) the database; its summary, or DbBuildError naming what failed."""
     lake.require()
@@ -128,7 +74,8 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
             shutil.copyfile(lake.db_path, work)
         (lake.db_dir / "dbt-target" / "run_results.json").unlink(missing_ok=True)
         try:
-            error = DbtWorker.invoke(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
+            error = DbtWorker.run(dbt_args(lake, ["build", *(["--full-refresh"] if full_refresh else [])]),
+                                  dbt_vars(lake, work))
             results = _run_results(lake)
             failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
             if error or failures:
@@ -198,7 +145,7 @@ def generate_docs(lake: Lake) -> Path:
         work = lake.db_dir / ".catalog.duckdb.docs"
         shutil.copyfile(require_db(lake.db_path), work)
         try:
-            error = DbtWorker.invoke(lake, ["docs", "generate"], work)
+            error = DbtWorker.run(dbt_args(lake, ["docs", "generate"]), dbt_vars(lake, work))
         finally:
             work.unlink(missing_ok=True)
     if error:

@@ -206,6 +206,24 @@ def test_builds_in_one_process_leave_the_file_alone(client):
     assert client.get_db_info()["tables"]["catalog"] == 1
 
 
+def test_a_plain_script_builds_twice(tmp_path):
+    """A user's script with no `if __name__ == "__main__"` guard: builds run dbt in a kept child
+    process, which must not run the script again."""
+    script = tmp_path / "build_twice.py"
+    script.write_text(
+        "import pandas as pd\n"
+        "from datalake import DatalakeClient\n"
+        f"client = DatalakeClient(user_id='qa', base_path={str(tmp_path / 'lake')!r}, create_dirs=True)\n"
+        "for n in range(2):\n"
+        "    client.upload_raw(pd.DataFrame({'n': [n]}), provider='test', dataset='a')\n"
+        "    client.wait_for_job_completion(client.trigger_processing())\n"
+        "    client.build_db()\n"
+        "    print(client.sql('select count(*) as n from catalog')['n'][0])\n")
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["1", "2"]
+
+
 def test_searches_never_fail_while_builds_run(client, tmp_path):
     client.upload_raw(pd.DataFrame({"n": range(50)}), provider="test", dataset="a")
     process(client)
