@@ -49,9 +49,10 @@ def _locate(lake: Lake, read_images: bool, digest: Any, relpath: Any) -> Located
         return None
     try:
         if read_images and _is_image(relpath):
-            data = path.read_bytes()
-            return str(path), data, len(data)
-        return str(path), None, path.stat().st_size
+            with open(path, "rb", buffering=0) as f:
+                data = f.readall()
+            return path, data, len(data)
+        return path, None, os.stat(path).st_size
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except OSError as exc:

@@ -7,6 +7,7 @@ of its own `hash` (`ab/cd/<hash>.<ext>`); any other path counts as missing and i
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -28,16 +29,16 @@ BATCH = 1000
 READERS = 8  # files checked at once: stat and read latency dominate, above all on a NAS
 
 
-def asset_file(lake: Lake, digest: Any, relpath: Any) -> Path | None:
+def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
     """The store file of a row's asset, or None unless `relpath` is `ab/cd/<digest>.<ext>` for its `digest`."""
     if not isinstance(digest, str) or not isinstance(relpath, str) or not ASSET_PATH.fullmatch(relpath):
         return None
     if relpath != f"{digest[0:2]}/{digest[2:4]}/{digest}.{relpath.rsplit('.', 1)[1]}":
         return None
-    return lake.assets / relpath
+    return os.path.join(lake.assets, relpath)
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: str | Path) -> str:
     """The xxh3-128 hex digest of a file's bytes, read in chunks."""
     hasher = xxhash.xxh3_128()
     with open(path, "rb") as f:
@@ -63,7 +64,7 @@ def _text(value: Any) -> str | None:
 def _check(lake: Lake, digest: Any, relpath: Any, deep: bool) -> str:
     """`ok`, `missing` or `mismatched` for one asset."""
     path = asset_file(lake, digest, relpath)
-    if path is None or not path.is_file():
+    if path is None or not os.path.isfile(path):
         return "missing"
     if deep:
         try:
