@@ -133,6 +133,10 @@ class DatalakeClient:
         """Tables and row counts, and whether the database is behind the catalog (`behind`)."""
         return db.db_info(self.lake)
 
+    def generate_docs(self) -> Path:
+        """Write the dbt docs site (lineage from sources to marts); the path of its index.html."""
+        return db.generate_docs(self.lake)
+
     def _connection(self) -> duckdb.DuckDBPyConnection:
         """A read-only connection, reopened when a build has replaced the database file."""
         stamp = self.lake.db_path.stat().st_ino if self.lake.db_path.exists() else None

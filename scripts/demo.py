@@ -1,4 +1,5 @@
-"""The demo: generate a small image dataset, upload raw images and OCR labels, process, show what landed."""
+"""The demo: generate a small image dataset, upload raw images and OCR labels, process, show what landed,
+build the database, search, download, write the dbt docs, and freeze, export and verify a collection."""
 
 from __future__ import annotations
 
@@ -85,6 +86,12 @@ def main() -> None:
     print(f"\nsearch for '영수증' in OCR labels: {len(found)} rows")
     print(found[["row_id", "path", "label"]].head(3).to_string(index=False, max_colwidth=60))
     print("\n" + client.sql("select partition_key, num_rows, num_assets from partitions order by 1").to_string(index=False))
+    downloaded = lake.parent / f"{lake.name}-exports" / "receipts-search"
+    shutil.rmtree(downloaded, ignore_errors=True)
+    report = client.download(found, downloaded, format="dataset", include_images=True)
+    print(f"\ndownloaded the search results to {downloaded}: {report['rows']} rows, "
+          f"{report['missing_assets']} missing assets")
+    print(f"dbt docs (lineage from the lake's files to the marts): {client.generate_docs()}")
 
     frozen = client.import_collection(found, name="demo_receipts", description="OCR rows mentioning 영수증")
     out = lake.parent / f"{lake.name}-exports" / f"demo_receipts-{frozen['version']}"

@@ -6,10 +6,10 @@ import subprocess
 
 import typer
 
-from ..db import generate_docs, run_dbt
+from ..db import run_dbt
 from ..errors import DatalakeError
-from .output import echo_json
 from .context import client_for
+from .output import echo_json
 
 app = typer.Typer(no_args_is_help=True, help="Build and inspect the lake's DuckDB database.")
 docs_app = typer.Typer(no_args_is_help=True, help="The dbt docs site: lineage from the lake's files to the marts.")
@@ -45,7 +45,7 @@ def validate(ctx: typer.Context,
 @docs_app.command("generate")
 def generate(ctx: typer.Context) -> None:
     """Write the docs site (catalog and lineage) next to the database."""
-    index = generate_docs(client_for(ctx).lake)
+    index = client_for(ctx).generate_docs()
     typer.echo(f"Docs written to {index}; view them with `datalake docs serve`")
 
 
