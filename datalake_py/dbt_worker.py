@@ -72,13 +72,21 @@ class DbtWorker:
                 child.stdin.write(request)
                 child.stdin.flush()
                 answer = child.stdout.readline()
-            except (BrokenPipeError, OSError):
+            except OSError:  # a broken pipe: the child is gone
                 answer = ""
+            except BaseException:  # interrupted: an answer may still come, so this child is done
+                cls._end(child)
+                raise
             if not answer:
-                child.kill()
-                cls._child = None
+                cls._end(child)
                 return "the dbt process stopped unexpectedly (out of memory?); see logs/dbt.log"
             return json.loads(answer)["error"]
+
+    @classmethod
+    def _end(cls, child: subprocess.Popen) -> None:
+        child.kill()
+        child.wait()
+        cls._child = None
 
     @classmethod
     def _started(cls) -> subprocess.Popen:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from conftest import image_bytes, process
 from datalake import DatalakeClient, DbBuildError, DuckDBClient, NotFoundError, ValidationError
 from datalake.cli import app as cli
+from datalake.dbt_worker import DbtWorker
 
 OCR = {"lang": "ko", "src": "real"}
 
@@ -204,6 +206,34 @@ def test_builds_in_one_process_leave_the_file_alone(client):
     with pytest.raises(DbBuildError):
         client.build_db()
     assert client.get_db_info()["tables"]["catalog"] == 1
+
+
+def test_a_dbt_process_killed_mid_build_fails_that_build_only(client):
+    client.upload_raw(pd.DataFrame({"n": [1]}), provider="test", dataset="a")
+    process(client)
+    client.build_db()
+    client.upload_raw(pd.DataFrame({"n": [2]}), provider="test", dataset="a")
+    process(client)
+    work = client.lake.db_dir / ".catalog.duckdb.building"
+    outcome: list = []
+    build = threading.Thread(target=lambda: outcome.append(_build_or_error(client)))
+    build.start()
+    deadline = time.monotonic() + 60
+    while not work.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    DbtWorker._child.kill()  # the build's dbt process dies mid-build
+    build.join(120)
+    assert isinstance(outcome[0], DbBuildError) and "stopped unexpectedly" in str(outcome[0])
+    assert client.sql("select count(*) as n from catalog")["n"][0] == 1  # the previous database, untouched
+    client.build_db()  # a new dbt process takes over
+    assert client.sql("select count(*) as n from catalog")["n"][0] == 2
+
+
+def _build_or_error(client: DatalakeClient) -> object:
+    try:
+        return client.build_db()
+    except DbBuildError as exc:
+        return exc
 
 
 def test_a_plain_script_builds_twice(tmp_path):
