@@ -53,12 +53,10 @@ def dbt_args(lake: Lake, args: list[str]) -> list[str]:
             "--target-path", str(lake.db_dir / "dbt-target"), "--log-path", str(lake.logs)]
 
 
-def run_dbt(lake: Lake, args: list[str], db_path: Path | None = None,
-            capture: bool = True) -> subprocess.CompletedProcess:
-    """Run a dbt command as a subprocess (for long-running ones such as `docs serve`)."""
+def run_dbt(lake: Lake, args: list[str]) -> subprocess.CompletedProcess:
+    """Run a dbt command in the foreground, its output on this terminal (`docs serve`)."""
     command = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *dbt_args(lake, args)]
-    return subprocess.run(command, env=dbt_env(lake, db_path), capture_output=capture, text=True,
-                          cwd=PROJECT_DIR, stdin=subprocess.DEVNULL if capture else None)
+    return subprocess.run(command, env=dbt_env(lake), cwd=PROJECT_DIR)
 
 
 def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:

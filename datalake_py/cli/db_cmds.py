@@ -57,8 +57,7 @@ def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port"),
     if not (client.lake.db_dir / "dbt-target" / "index.html").exists():
         raise DatalakeError("no docs yet; run `datalake docs generate` first")
     try:
-        run_dbt(client.lake, ["docs", "serve", "--port", str(port), "--host", host, "--no-browser"],
-                capture=False)
+        run_dbt(client.lake, ["docs", "serve", "--port", str(port), "--host", host, "--no-browser"])
     except KeyboardInterrupt:
         pass
     except subprocess.SubprocessError as exc:
