@@ -59,6 +59,11 @@ def run_dbt(lake: Lake, args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=dbt_env(lake), cwd=PROJECT_DIR)
 
 
+def _run_dbt_kept(lake: Lake, args: list[str], db_path: Path) -> str | None:
+    """Run a dbt command on `db_path` in the kept dbt process; None, or what went wrong."""
+    return DbtWorker.run(dbt_args(lake, args), dbt_vars(lake, db_path))
+
+
 def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
     """Build (or update) the database; its summary, or DbBuildError naming what failed."""
     lake.require()
@@ -72,8 +77,7 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
             shutil.copyfile(lake.db_path, work)
         (lake.db_dir / "dbt-target" / "run_results.json").unlink(missing_ok=True)
         try:
-            error = DbtWorker.run(dbt_args(lake, ["build", *(["--full-refresh"] if full_refresh else [])]),
-                                  dbt_vars(lake, work))
+            error = _run_dbt_kept(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
             results = _run_results(lake)
             failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
             if error or failures:
@@ -143,7 +147,7 @@ def generate_docs(lake: Lake) -> Path:
         work = lake.db_dir / ".catalog.duckdb.docs"
         shutil.copyfile(require_db(lake.db_path), work)
         try:
-            error = DbtWorker.run(dbt_args(lake, ["docs", "generate"]), dbt_vars(lake, work))
+            error = _run_dbt_kept(lake, ["docs", "generate"], work)
         finally:
             work.unlink(missing_ok=True)
     if error:

@@ -201,10 +201,11 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
         others = sorted(p for p in part_dir.glob("part-*.parquet") if p != own)
         data = folder / DATA_FILE
         overwrite = bool(manifest.get("overwrite"))
+        schema = pq.read_schema(data)
         existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
-        check_column_types(pq.read_schema(data), existing.values(), partition)
+        check_column_types(schema, existing.values(), partition)
         new_assets, new_bytes, left = publish_assets(lake, folder, upload_id)
-        counts = {**_write_part(data, existing, own), "new_assets": new_assets, "new_bytes": new_bytes}
+        counts = {**_write_part(data, schema, existing, own), "new_assets": new_assets, "new_bytes": new_bytes}
         if overwrite:
             for part in others:
                 part.unlink(missing_ok=True)
@@ -245,14 +246,13 @@ def check_column_types(data: pa.Schema, parts: Iterable[pa.Schema], partition: P
             )
 
 
-def _write_part(data: Path, others: dict[Path, pa.Schema], target: Path) -> dict[str, int]:
-    """Write the upload's rows that are not already in the partition's parts (`others`, with their
-    schemas), nor repeated, to `target`."""
+def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], target: Path) -> dict[str, int]:
+    """Write the upload's rows (`data`, of `schema`) that are not already in the partition's parts
+    (`others`, with their schemas), nor repeated, to `target`."""
     con = duckdb.connect()
     try:
         con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
                     {"f": str(data)})
-        schema = pq.read_schema(data)
         new_cols = [c for c in schema.names if c not in LINEAGE_COLUMNS]
         keys = ", ".join(quote(c) for c in new_cols)
         query = f"SELECT * FROM new_rows QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY file_row_number) = 1"

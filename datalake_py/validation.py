@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import db
 from .assets import CHUNK
 from .errors import DatalakeError, ValidationError
-from .lake import Lake
+from .lake import Lake, asset_relpath
 
 ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100
@@ -33,7 +33,7 @@ def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
     """The store file of a row's asset, or None unless `relpath` is `ab/cd/<digest>.<ext>` for its `digest`."""
     if not isinstance(digest, str) or not isinstance(relpath, str) or not ASSET_PATH.fullmatch(relpath):
         return None
-    if relpath != f"{digest[0:2]}/{digest[2:4]}/{digest}.{relpath.rsplit('.', 1)[1]}":
+    if relpath != asset_relpath(digest, relpath.rsplit(".", 1)[1]):
         return None
     return os.path.join(lake.assets, relpath)
 
