@@ -15,6 +15,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xxhash
 from PIL import Image, UnidentifiedImageError
@@ -138,9 +139,10 @@ class AssetStager:
     """Writes an upload's new assets into the store under hidden names private to the upload.
 
     A new asset is written as `<h[0:2]>/<h[2:4]>/.<hash>.<ext>.<upload_id>.tmp`, beside its final
-    name, so processing names it with a hard link in the same folder. Each one is listed in the
-    upload's journal (`assets.journal`: relative path and size per line) before it is created, so
-    whatever a failed or killed upload wrote can be removed (`discard_staged_assets`).
+    name, so processing names it with a rename in the same folder that never replaces. Each one
+    is listed in the upload's journal (`assets.journal`: relative path and size per line) before
+    it is created, so whatever a failed or killed upload wrote can be removed
+    (`discard_staged_assets`).
     """
 
     def __init__(self, store: AssetStore, upload_id: str, folder: Path):
@@ -174,6 +176,24 @@ class AssetStager:
             self._dirs.add(shard)
         return staged_asset_path(self.root, relpath, self.upload_id)
 
+    def stage(self, value: Any, base: str, mode: str) -> AssetInfo | str | None:
+        """Stage one cell of an asset column: its facts, None for an empty cell, or the problem as
+        text. `mode` is "file" (a path, relative to `base`) or "image" (bytes or an HF Image struct)."""
+        try:
+            if value is None:
+                return None
+            if mode == "file":
+                return self.put_file(os.path.join(base, os.path.expanduser(value)), must_be_image=False)
+            if isinstance(value, dict):
+                if value.get("bytes") is not None:
+                    return self.put_bytes(value["bytes"], value.get("path"), must_be_image=True)
+                if value.get("path"):
+                    return self.put_file(os.path.join(base, os.path.expanduser(value["path"])), must_be_image=True)
+                return None
+            return self.put_bytes(value, None, must_be_image=True)
+        except AssetProblem as exc:
+            return str(exc)
+
     def put_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> AssetInfo:
         info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
         if self._claim(info):
@@ -204,7 +224,7 @@ class AssetStager:
     def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then move into the store."""
         hasher = xxhash.xxh3_128()
-        partial = self.folder / f".{threading.get_ident()}.partial"
+        partial = self.folder / f".{os.getpid()}.{threading.get_ident()}.partial"
         dst = os.open(partial, WRITE_FLAGS, 0o644)
         try:
             head = chunk = os.read(src, CHUNK)
@@ -259,14 +279,15 @@ def staged_assets(folder: Path) -> list[tuple[str, int]]:
     """(relative path, size) of every new asset an upload folder's journal lists.
 
     Only whole lines count: a line being written (or cut short by a kill) is not an entry yet,
-    and its asset file is not created before its line is complete.
+    and its asset file is not created before its line is complete. Content that two staging
+    processes of the upload both met is listed twice and counted once.
     """
     try:
         lines = (folder / JOURNAL_FILE).read_text().split("\n")[:-1]
     except FileNotFoundError:
         return []
-    entries = (line.split("\t") for line in lines)
-    return [(relpath, int(size)) for relpath, size in entries]
+    entries = dict(line.split("\t") for line in lines)
+    return [(relpath, int(size)) for relpath, size in entries.items()]
 
 
 def discard_staged_assets(assets_root: Path, folder: Path, upload_id: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -33,6 +35,27 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+AT_FDCWD, RENAME_NOREPLACE = -100, 1
+UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+def rename_noreplace(src: str, dst: str) -> bool:
+    """Rename `src` to `dst` in one step unless `dst` exists (then FileExistsError).
+
+    False, with nothing done, where the system or file system cannot (no renameat2 flags).
+    """
+    if _renameat2 is None:
+        return False
+    if _renameat2(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), src, None, dst)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -60,15 +83,16 @@ def _thread_lock(path: Path) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+def file_lock(path: Path, blocking: bool = True) -> Iterator[int | None]:
     """Hold an exclusive lock on `path` (created if needed) against other processes and threads.
 
-    Yields True when held; with blocking=False yields False at once if someone else holds it.
-    The kernel releases the lock when its holder dies, so a killed process never leaves one behind.
+    Yields the locked file descriptor (a child process that inherits it holds the lock too);
+    with blocking=False yields None at once if someone else holds it. The kernel releases the
+    lock when its holders die, so a killed process never leaves one behind.
     """
     guard = _thread_lock(path)
     if not guard.acquire(blocking):
-        yield False
+        yield None
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,9 +101,9 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                yield False
+                yield None
                 return
-            yield True
+            yield fd
         finally:
             os.close(fd)
     finally:

@@ -12,27 +12,29 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .assets import IMAGE_EXTS, AssetInfo, AssetProblem, AssetStager, AssetStore, discard_staged_assets
+from .assets import IMAGE_EXTS, AssetInfo, AssetStore, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_hash, check_name, new_upload_id, utc_now
 from .schema import load_schema
 from .sources import Source, json_column, open_source
+from .staging import Outcome, open_staging
 
 FILE_COLUMNS = ("image_path", "file_path", "file")
 LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")
 PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")
 ASSET_COLUMNS = ("hash", "path")
 MAX_REPORTED = 10
+CHUNKS_PER_WORKER = 4  # asset tasks per worker and batch: workers stay busy to the end of a batch
 NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
 DATA_FILE, ASSETS_FILE, MANIFEST_FILE = "data.parquet", "assets.parquet", "manifest.json"
 ASSET_FACTS = pa.schema([("hash", pa.string()), ("path", pa.string()), ("kind", pa.string()),
@@ -124,31 +126,53 @@ class Problems:
                                   f"(rows counted from 0):\n  {lines}{more}")
 
 
+@dataclass
+class PendingBatch:
+    """A batch whose assets the workers are staging, its other columns converted already."""
+
+    first_row: int
+    num_rows: int
+    names: list[str]
+    arrays: list[pa.Array]
+    futures: list[Future]
+
+
 class BatchConverter:
     """Turns source batches into stored rows: assets staged and replaced by hash/path, JSON, meta, lineage."""
 
     def __init__(self, lake: Lake, request: UploadRequest, upload_id: str, source: Source,
-                 folder: Path, num_proc: int):
+                 folder: Path, num_proc: int, lock_fd: int | None):
         self.request = request
         self.column = find_asset_column(source.schema)
         self.store = AssetStore(lake)
-        self.stager = AssetStager(self.store, upload_id, folder)
         self.workers = max(1, num_proc)
+        self.staging = None
+        if self.column.mode in ("file", "image"):
+            self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
+                                        lock_fd)
         self.pool = ThreadPoolExecutor(self.workers)
         self.problems = Problems()
+        self.seen: dict[str, AssetInfo] = {}  # every asset the upload carries, by hash
         self.kinds: set[str] = set()
         self.rows = 0
         dropped = set(PARTITION_COLUMNS) | set(LINEAGE_COLUMNS) | set(request.meta) | set(ASSET_COLUMNS)
         self.keep = [n for n in source.schema.names if n not in dropped and n != self.column.name]
         self.lineage = {"_upload_id": upload_id, "_uploaded_by": request.user, "_uploaded_at": utc_now()}
 
-    def close(self) -> None:
+    def close(self, failed: bool) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.stager.close()
+        if self.staging is not None:
+            self.staging.close(failed)
 
-    def convert(self, batch: pa.RecordBatch, base: str) -> pa.RecordBatch:
+    def start(self, batch: pa.RecordBatch, base: str) -> PendingBatch:
+        """Hand the batch's assets to the workers, then convert its other columns meanwhile."""
         start, n = self.rows, batch.num_rows
         self.rows += n
+        futures = []
+        if self.column.mode != "none":
+            values = batch.column(self.column.name).to_pylist()
+            size = -(-n // (CHUNKS_PER_WORKER * self.workers))
+            futures = [self.pool.submit(self._stage_chunk, values[i:i + size], base) for i in range(0, n, size)]
         names, arrays = [], []
         for name in self.keep:
             col = batch.column(name)
@@ -158,58 +182,53 @@ class BatchConverter:
                 col = col.cast(NARROW_TYPES[col.type])
             names.append(name)
             arrays.append(col)
-        hashes, paths = self._assets(batch, base, start)
+        return PendingBatch(start, n, names, arrays, futures)
+
+    def finish(self, pending: PendingBatch) -> pa.RecordBatch:
+        """The stored rows of a started batch, once its assets are staged."""
+        names, arrays = pending.names, pending.arrays
         if self.column.mode != "none":
+            hashes, paths = self._gather(pending)
             names += list(ASSET_COLUMNS)
             arrays += [pa.array(hashes, pa.string()), pa.array(paths, pa.string())]
         for key, value in [*self.request.meta.items(), *self.lineage.items()]:
             names.append(key)
-            arrays.append(pa.array([value] * n, pa.string()))
+            arrays.append(pa.array([value] * pending.num_rows, pa.string()))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    def _assets(self, batch: pa.RecordBatch, base: str, start: int) -> tuple[list, list]:
-        if self.column.mode == "none":
-            return [], []
-        values = batch.column(self.column.name).to_pylist()
-        chunks = [values[i::self.workers] for i in range(self.workers)]  # one task per worker, not per row
-        done = list(self.pool.map(lambda chunk: [self._one(v, base) for v in chunk], chunks))
-        outcomes = [done[i % self.workers][i // self.workers] for i in range(len(values))]
+    def _stage_chunk(self, values: list[Any], base: str) -> list[Outcome]:
+        if self.staging is None:
+            return [self._existing(v) for v in values]
+        return self.staging.stage(base, values)
+
+    def _gather(self, pending: PendingBatch) -> tuple[list, list]:
         hashes, paths = [], []
-        for offset, outcome in enumerate(outcomes):
-            if isinstance(outcome, str):
-                self.problems.add(start + offset, outcome)
-                outcome = None
-            if outcome is not None:
-                self.kinds.add(outcome.kind)
-            hashes.append(outcome.digest if outcome else None)
-            paths.append(outcome.relpath if outcome else None)
+        offset = pending.first_row
+        for future in pending.futures:
+            for outcome in future.result():
+                if isinstance(outcome, str):
+                    self.problems.add(offset, outcome)
+                    outcome = None
+                if outcome is not None:
+                    self.kinds.add(outcome.kind)
+                    if self.staging is not None:
+                        self.seen.setdefault(outcome.digest, outcome)
+                hashes.append(outcome.digest if outcome else None)
+                paths.append(outcome.relpath if outcome else None)
+                offset += 1
         return hashes, paths
 
-    def _one(self, value: Any, base: str) -> AssetInfo | str | None:
-        """Stage one asset; its facts, None for an empty cell, or the problem as text."""
+    def _existing(self, digest: Any) -> Outcome:
+        """The facts of an asset the lake has, named by hash; None for an empty cell, else the problem."""
+        if digest is None:
+            return None
         try:
-            if value is None:
-                return None
-            if self.column.mode == "hash":
-                return self._existing(value)
-            if self.column.mode == "file":
-                return self.stager.put_file(os.path.join(base, os.path.expanduser(value)), must_be_image=False)
-            if isinstance(value, dict):
-                if value.get("bytes") is not None:
-                    return self.stager.put_bytes(value["bytes"], value.get("path"), must_be_image=True)
-                if value.get("path"):
-                    return self.stager.put_file(os.path.join(base, os.path.expanduser(value["path"])),
-                                                must_be_image=True)
-                return None
-            return self.stager.put_bytes(value, None, must_be_image=True)
-        except (AssetProblem, ValidationError) as exc:
+            relpath = self.store.find(check_hash(digest))
+        except ValidationError as exc:
             return str(exc)
-
-    def _existing(self, digest: Any) -> AssetInfo:
-        relpath = self.store.find(check_hash(digest))
         if relpath is None:
-            raise ValidationError(f"hash {digest} is not in the lake's asset store; upload the data that "
-                                  "carries it first, or give the asset bytes instead of a hash")
+            return (f"hash {digest} is not in the lake's asset store; upload the data that carries it first, "
+                    "or give the asset bytes instead of a hash")
         ext = relpath.rsplit(".", 1)[1]
         return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
 
@@ -224,7 +243,7 @@ class BatchConverter:
 
     def asset_facts(self) -> pa.Table:
         rows = [{"hash": i.digest, "path": i.relpath, "kind": i.kind, "ext": i.ext, "bytes": i.size,
-                 "width": i.width, "height": i.height} for i in self.stager.seen.values()]
+                 "width": i.width, "height": i.height} for i in self.seen.values()]
         return pa.Table.from_pylist(rows, schema=ASSET_FACTS)
 
 
@@ -236,10 +255,10 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
     folder = lake.upload_dir("incoming", upload_id)
     lock = lake.lock_path("upload", upload_id)
     # held while staging: a processor removes an incoming folder only once its uploader is gone
-    with file_lock(lock):
+    with file_lock(lock) as lock_fd:
         folder.mkdir(parents=True)
         try:
-            manifest = _write_upload(lake, source, request, upload_id, folder, num_proc)
+            manifest = _write_upload(lake, source, request, upload_id, folder, num_proc, lock_fd)
             folder.rename(lake.upload_dir("pending", upload_id))
         except BaseException:
             discard_upload(lake, folder, upload_id)
@@ -255,23 +274,25 @@ def discard_upload(lake: Lake, folder: Path, upload_id: str) -> None:
 
 
 def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id: str, folder: Path,
-                   num_proc: int) -> BatchConverter:
+                   num_proc: int, lock_fd: int | None = None) -> BatchConverter:
     """Stream a source into `folder`: rows to data.parquet, new asset bytes to the store (hidden,
     journalled in `folder`), their facts to assets.parquet. Raises ValidationError for problem rows
-    or no rows."""
-    converter = BatchConverter(lake, request, upload_id, source, folder, num_proc)
+    or no rows. Staging child processes inherit `lock_fd` (the upload's lock) when given."""
+    converter = BatchConverter(lake, request, upload_id, source, folder, num_proc, lock_fd)
     writer = None
+    failed = True
     try:
         with tqdm(desc=f"read {source.description[:40]}", unit="row", disable=None, leave=False) as bar:
-            for batch, base in source.batches():
-                out = converter.convert(batch, str(base))
+            for pending in _started_batches(converter, source):
+                out = converter.finish(pending)
                 if converter.problems.count == 0:
                     if writer is None:
                         writer = pq.ParquetWriter(folder / DATA_FILE, out.schema)
                     writer.write_batch(out.cast(writer.schema) if out.schema != writer.schema else out)
-                bar.update(batch.num_rows)
+                bar.update(pending.num_rows)
+        failed = False
     finally:
-        converter.close()
+        converter.close(failed)
         if writer is not None:
             writer.close()
     converter.problems.raise_if_any(source.description)
@@ -281,11 +302,24 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
     return converter
 
 
+def _started_batches(converter: BatchConverter, source: Source) -> Iterator[PendingBatch]:
+    """The source's batches, started; each one yielded once the next one's assets are under way,
+    so the workers keep staging while a batch is finished and written."""
+    previous = None
+    for batch, base in source.batches():
+        started = converter.start(batch, str(base))
+        if previous is not None:
+            yield previous
+        previous = started
+    if previous is not None:
+        yield previous
+
+
 def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id: str,
-                  folder: Path, num_proc: int) -> dict[str, Any]:
+                  folder: Path, num_proc: int, lock_fd: int | None) -> dict[str, Any]:
     if find_asset_column(source.schema).mode == "hash" and request.task == RAW_TASK:
         raise ValidationError("a raw upload must carry its data; only task uploads may reference assets by hash")
-    converter = convert_source(lake, source, request, upload_id, folder, num_proc)
+    converter = convert_source(lake, source, request, upload_id, folder, num_proc, lock_fd)
     variant = request.variant or converter.raw_variant()
     partition = Partition(request.provider, request.dataset, request.task, variant)
     manifest = {
@@ -300,7 +334,7 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "num_rows": converter.rows,
         "asset_column": converter.column.name,
         "asset_mode": converter.column.mode,
-        "num_assets": len(converter.stager.seen),
+        "num_assets": len(converter.seen),
         "overwrite": bool(request.overwrite),
     }
     write_json_atomic(folder / MANIFEST_FILE, manifest)

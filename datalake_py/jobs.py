@@ -77,8 +77,8 @@ class JobStore:
         for job in self.list():
             if job["status"] != "running":
                 continue
-            with file_lock(self.lake.lock_path("job", job["job_id"]), blocking=False) as free:
-                if free:
+            with file_lock(self.lake.lock_path("job", job["job_id"]), blocking=False) as held:
+                if held is not None:
                     self.finish(job, error="interrupted: the process running this job stopped before it "
                                            "finished; its uploads are processed again by the next run")
                     self.lake.lock_path("job", job["job_id"]).unlink(missing_ok=True)

@@ -3,8 +3,9 @@
 Each upload is claimed under a lock on its id (the kernel drops the lock if its holder dies, so a
 killed processor's uploads are found in `processing/` and done again). Uploads to one partition
 run one at a time, in upload order, under a lock on that partition. Every step is idempotent:
-staged assets get their names in the store by hard link, the part file `part-<upload_id>.parquet`
-is recomputed from the staged rows and replaced atomically, ledger files are named by upload id.
+staged assets get their names in the store by a rename that never replaces, the part file
+`part-<upload_id>.parquet` is recomputed from the staged rows and replaced atomically, ledger
+files are named by upload id.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import duckdb
 import pyarrow as pa
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 from .config import resolve
 from .db import quote
 from .errors import ConflictError, DatalakeError, NotFoundError
-from .fs import atomic_path, file_lock, read_json, write_json_atomic
+from .fs import atomic_path, file_lock, read_json, rename_noreplace, write_json_atomic
 from .assets import staged_asset_path, staged_assets
 from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, discard_upload
 from .lake import Lake, Partition, utc_now
@@ -130,7 +131,7 @@ class DatalakeProcessor:
     def _claim_and_process(self, upload_id: str) -> dict[str, Any] | None:
         lock = self._upload_lock(upload_id)
         with file_lock(lock, blocking=False) as held:
-            if not held:
+            if held is None:
                 return None  # another worker has it
             folder = self.lake.upload_dir("processing", upload_id)
             if not folder.is_dir():
@@ -166,7 +167,7 @@ class DatalakeProcessor:
             discard_upload(self.lake, folder, folder.name)
         for folder in self.lake.stage("incoming").iterdir():
             with file_lock(self._upload_lock(folder.name), blocking=False) as held:
-                if held:  # its uploader is gone
+                if held is not None:  # its uploader (and its staging children) are gone
                     discard_upload(self.lake, folder, folder.name)
 
 
@@ -204,8 +205,11 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
         schema = pq.read_schema(data)
         existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
         check_column_types(schema, existing.values(), partition)
-        new_assets, new_bytes, left = publish_assets(lake, folder, upload_id)
-        counts = {**_write_part(data, schema, existing, own), "new_assets": new_assets, "new_bytes": new_bytes}
+        with ThreadPoolExecutor(1) as pool:  # the assets are named while the part is computed
+            published = pool.submit(publish_assets, lake, folder, upload_id)
+            counts = _write_part(data, schema, existing, own, ready=published.result)
+            new_assets, new_bytes, left = published.result()
+        counts.update(new_assets=new_assets, new_bytes=new_bytes)
         if overwrite:
             for part in others:
                 part.unlink(missing_ok=True)
@@ -246,9 +250,11 @@ def check_column_types(data: pa.Schema, parts: Iterable[pa.Schema], partition: P
             )
 
 
-def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], target: Path) -> dict[str, int]:
+def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], target: Path,
+                ready: Callable[[], Any]) -> dict[str, int]:
     """Write the upload's rows (`data`, of `schema`) that are not already in the partition's parts
-    (`others`, with their schemas), nor repeated, to `target`."""
+    (`others`, with their schemas), nor repeated, to `target`; `ready` returns once the rows may
+    be seen (their assets named), just before the part takes its name."""
     con = duckdb.connect()
     try:
         con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
@@ -273,9 +279,11 @@ def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], ta
                            if "hash" in new_cols else 0)
         if written:
             reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
-            with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-                for batch in reader:
-                    writer.write_batch(batch.cast(schema))
+            with atomic_path(target) as tmp:
+                with pq.ParquetWriter(tmp, schema) as writer:
+                    for batch in reader:
+                        writer.write_batch(batch.cast(schema))
+                ready()
         else:
             target.unlink(missing_ok=True)
     finally:
@@ -287,7 +295,7 @@ def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], ta
 def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, list[str]]:
     """Give the upload's staged assets their names in the store.
 
-    A hard link claims a name atomically, so of two processors landing the same content, one
+    A rename that never replaces (or a hard link) claims a name atomically, so of two processors landing the same content, one
     counts it as new. Returns the new assets, their bytes, and the staged files left because
     another upload stored the same content first: those stay until the upload has landed, so a
     rerun after a crash counts alike (a staged name that is gone was claimed by this upload).
@@ -313,7 +321,9 @@ def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, 
 
 def _claim_name(staged: str, final: str) -> None:
     """Move `staged` to `final`; FileExistsError if `final` holds another upload's file."""
-    try:
+    if rename_noreplace(staged, final):
+        return
+    try:  # no renameat2 here: a hard link claims the name, then the staged name goes
         os.link(staged, final)
     except FileExistsError:
         if not os.path.samefile(staged, final):

@@ -25,10 +25,11 @@ HF_DISK_MARKERS = ("state.json", "dataset_info.json")
 
 @dataclass
 class Source:
-    """A readable upload source: its description, Arrow schema and a batch iterator."""
+    """A readable upload source: its description, Arrow schema, row count and a batch iterator."""
 
     description: str
     schema: pa.Schema
+    num_rows: int
     batches: Callable[[], Iterator[tuple[pa.RecordBatch, Path]]]
 
 
@@ -78,12 +79,14 @@ def _open_path(path: Path) -> Source:
 
 
 def _from_parquet_files(files: list[Path], description: str) -> Source:
-    schemas = []
+    schemas, num_rows = [], 0
     for f in files:
         try:
-            schemas.append(pq.read_schema(f))
+            metadata = pq.read_metadata(f)
         except (pa.ArrowInvalid, OSError) as exc:
             raise ValidationError(f"{str(f)!r} is not a readable parquet file ({exc})") from None
+        schemas.append(metadata.schema.to_arrow_schema())
+        num_rows += metadata.num_rows
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -97,7 +100,7 @@ def _from_parquet_files(files: list[Path], description: str) -> Source:
             for batch in reader.iter_batches(batch_size=rows):
                 yield _conform(batch, schema), f.parent.resolve()
 
-    return Source(description, schema, batches)
+    return Source(description, schema, num_rows, batches)
 
 
 def _batch_rows(nbytes: int, nrows: int) -> int:
@@ -125,7 +128,7 @@ def _from_hf_dataset(ds: Any, description: str) -> Source:
             for batch in table.cast(schema).to_batches():
                 yield batch, Path.cwd()
 
-    return Source(f"{description} ({len(ds)} rows)", schema, batches)
+    return Source(f"{description} ({len(ds)} rows)", schema, len(ds), batches)
 
 
 def _from_dataframe(df: Any) -> Source:
@@ -135,7 +138,7 @@ def _from_dataframe(df: Any) -> Source:
         for batch in table.to_batches(max_chunksize=_batch_rows(table.nbytes, table.num_rows)):
             yield batch, Path.cwd()
 
-    return Source(f"pandas DataFrame ({len(df)} rows)", table.schema, batches)
+    return Source(f"pandas DataFrame ({len(df)} rows)", table.schema, table.num_rows, batches)
 
 
 def _prepare_dataframe(df: Any) -> Any:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import catalog_rows, image_bytes, lake_files, process
-from datalake import DatalakeProcessor, NotFoundError
+from datalake import DatalakeProcessor, NotFoundError, fs
 
 OCR_META = {"lang": "en", "src": "synthetic"}
 
@@ -32,10 +32,14 @@ def test_summary_lists_every_figure_per_upload(client):
     }
 
 
-def test_the_same_image_in_two_datasets_is_stored_once(client):
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "hard-link-fallback"])
+def test_the_same_image_in_two_datasets_is_stored_once(client, monkeypatch, renameat2):
+    if not renameat2:  # as on a C library without renameat2: names are claimed by hard link
+        monkeypatch.setattr(fs, "_renameat2", None)
     client.upload_raw(images_df([1, 2]), provider="test", dataset="a")
     client.upload_raw(images_df([2, 3]), provider="huggingface", dataset="b")
-    process(client)
+    summaries = process(client)["uploads"]
+    assert sorted((s["new_assets"], s["reused_assets"]) for s in summaries) == [(1, 1), (2, 0)]
     rows = catalog_rows(client.base_path)
     assert len(rows) == 4
     assert len(lake_files(client.base_path, "assets")) == 3

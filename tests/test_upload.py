@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from PIL import Image
 from conftest import catalog_rows, image_bytes, lake_files, process
 from datalake import DatalakeClient, NotFoundError, ValidationError
 from datalake.assets import WHOLE_READ_LIMIT
+from datalake.staging import PROCESS_MIN_ROWS
 
 OCR_META = {"lang": "ko", "src": "real"}
 
@@ -215,6 +217,44 @@ def test_missing_file_is_reported(client, tmp_path):
     pq.write_table(pa.table({"image_path": ["nope.png"]}), tmp_path / "d.parquet")
     refused(client, r"row 0: file not found: .*nope.png",
             lambda: client.upload_raw(tmp_path / "d.parquet", provider="test", dataset="d"))
+
+
+def large_upload(tmp_path: Path, bad: dict[int, str]) -> Path:
+    """PROCESS_MIN_ROWS + 100 rows naming image files, staged in child processes: every image is
+    named twice (rows i and i + half), so two children may meet the same content; `bad` puts
+    other paths at some rows."""
+    half = (PROCESS_MIN_ROWS + 100) // 2
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(half):
+        (folder / f"{i}.png").write_bytes(image_bytes(i))
+    (folder / "broken.png").write_bytes(b"\x89PNG cut short")
+    paths = [bad.get(row, f"files/{row % half}.png") for row in range(2 * half)]
+    pq.write_table(pa.table({"image_path": paths, "n": list(range(2 * half))}), tmp_path / "large.parquet")
+    return tmp_path / "large.parquet"
+
+
+def test_a_large_upload_is_staged_by_child_processes_like_a_small_one(client, tmp_path):
+    source = large_upload(tmp_path, {})
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    upload_id = client.upload_raw(source, provider="test", dataset="d")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert children.ru_utime > children_before.ru_utime, "no child process did the staging"
+    half = (PROCESS_MIN_ROWS + 100) // 2
+    manifest = json.loads((client.base_path / "staging" / "pending" / upload_id / "manifest.json").read_text())
+    assert (manifest["num_rows"], manifest["num_assets"]) == (2 * half, half)
+    (summary,) = process(client)["uploads"]
+    assert (summary["rows_written"], summary["new_assets"], summary["reused_assets"]) == (2 * half, half, 0)
+    assert len(lake_files(client.base_path, "assets")) == half  # nothing hidden left over
+    rows = catalog_rows(client.base_path)
+    assert {r["hash"] for r in rows if r["n"] in (7, 7 + half)} == {xxhash.xxh3_128_hexdigest(image_bytes(7))}
+
+
+def test_a_large_upload_reports_its_bad_rows_and_leaves_no_trace(client, tmp_path):
+    source = large_upload(tmp_path, {3: "files/broken.png", PROCESS_MIN_ROWS + 5: "files/gone.png"})
+    refused(client, rf"2 row\(s\) of .* cannot be uploaded[\s\S]*row 3: image header is not readable "
+                    rf"\('broken.png'\)[\s\S]*row {PROCESS_MIN_ROWS + 5}: file not found: .*gone.png",
+            lambda: client.upload_raw(source, provider="test", dataset="d"))
 
 
 def test_empty_data_is_refused(client, tmp_path):
