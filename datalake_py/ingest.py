@@ -150,7 +150,7 @@ class BatchConverter:
         if self.column.mode in ("file", "image"):
             self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
                                         lock_fd)
-        self.pool = ThreadPoolExecutor(self.workers)
+        self.pool = ThreadPoolExecutor(self.workers * (self.staging.lanes if self.staging else 1))
         self.problems = Problems()
         self.seen: dict[str, AssetInfo] = {}  # every asset the upload carries, by hash
         self.kinds: set[str] = set()

@@ -5,10 +5,12 @@ Python. Threads of one process hand the interpreter lock to each other around ev
 calls, which on two cores made two threads slower than one; child processes each have their own,
 so their file-system work truly overlaps (`bench/ingest.py` shows the figures).
 
-A child is `python -m datalake.staging REQUESTS RESULTS LAKE UPLOAD_ID FOLDER MODE`. It reads
-pickled requests (a base folder and a list of asset cells) from the pipe REQUESTS and answers each
-with the cells' outcomes on RESULTS. It inherits the upload's lock, so a processor cleaning up
-after a killed uploader waits for its children too, and it ends when the requests pipe closes.
+A child is `python -m datalake.staging LAKE UPLOAD_ID FOLDER MODE FD...`. The file descriptors
+come in pairs, one pair per lane: the child reads pickled requests (a base folder and a list of
+asset cells) from a lane's first pipe and answers each with the cells' outcomes on its second.
+Each child has LANES lanes, so that the next request waits in one while the child answers
+another. A child inherits the upload's lock, so a processor cleaning up after a killed uploader
+waits for its children too, and it ends when all its request pipes have closed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import queue
 import subprocess
 import sys
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,14 @@ from .errors import DatalakeError
 from .lake import Lake
 
 PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting children costs ~0.1 s
+LANES = 2  # requests in flight per child
 Outcome = AssetInfo | str | None  # an asset's facts, its problem as text, or None for an empty cell
 
 
 class LocalStaging:
     """Stages in the calling threads, through one stager."""
+
+    lanes = 1  # calls at once worth making per worker
 
     def __init__(self, lake: Lake, upload_id: str, folder: Path, mode: str):
         self.stager = AssetStager(AssetStore(lake), upload_id, folder)
@@ -43,67 +48,92 @@ class LocalStaging:
         self.stager.close()
 
 
-class _Child:
-    def __init__(self, args: list[str], lock_fd: int | None):
-        requests_read, requests_write = os.pipe()
-        results_read, results_write = os.pipe()
-        inherited = (requests_read, results_write) + (() if lock_fd is None else (lock_fd,))
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "datalake.staging", str(requests_read), str(results_write), *args],
-                pass_fds=inherited, stdin=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C is the parent's
-        except BaseException:
-            os.close(requests_write)
-            os.close(results_read)
-            raise
-        finally:
-            os.close(requests_read)
-            os.close(results_write)
-        self.requests = Connection(requests_write, readable=False)
-        self.results = Connection(results_read, writable=False)
+class _Lane:
+    """A child's pair of pipes: one request at a time goes in, its answer comes out."""
+
+    def __init__(self, child: subprocess.Popen, requests: int, answers: int):
+        self.child = child
+        self.requests = Connection(requests, readable=False)
+        self.answers = Connection(answers, writable=False)
 
     def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
         try:
             self.requests.send((base, cells))
-            return self.results.recv()
+            answer = self.answers.recv()
         except (EOFError, OSError):
-            raise DatalakeError(f"an asset staging process stopped unexpectedly (exit code "
-                                f"{self.process.poll()}); nothing of this upload was kept, upload it again") from None
+            raise DatalakeError(f"an asset staging process stopped unexpectedly ({_exit_text(self.child)}); "
+                                "nothing of this upload was kept, upload it again") from None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
-    def close(self, failed: bool) -> None:
-        if failed:
-            self.process.kill()
-        self.requests.close()
-        self.process.wait()
-        self.results.close()
+
+def _exit_text(child: subprocess.Popen) -> str:
+    try:
+        code = child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return "it still runs"
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def _start_child(args: list[str], lock_fd: int | None) -> tuple[subprocess.Popen, list[_Lane]]:
+    """A staging child with LANES lanes; it inherits `lock_fd` when given."""
+    ours, its = [], []
+    try:
+        for _ in range(LANES):
+            requests_read, requests_write = os.pipe()
+            answers_read, answers_write = os.pipe()
+            ours += [requests_write, answers_read]
+            its += [requests_read, answers_write]
+        child = subprocess.Popen(
+            [sys.executable, "-m", "datalake.staging", *args, *map(str, its)],
+            pass_fds=its + ([] if lock_fd is None else [lock_fd]), stdin=subprocess.DEVNULL,
+            start_new_session=True)  # Ctrl-C is the parent's to handle
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        raise
+    finally:
+        for fd in its:
+            os.close(fd)
+    return child, [_Lane(child, ours[i], ours[i + 1]) for i in range(0, len(ours), 2)]
 
 
 class ChildStaging:
-    """Stages in child processes, one request at a time each; `stage` may be called from threads."""
+    """Stages in child processes; `stage` may be called from LANES threads per child at once."""
+
+    lanes = LANES
 
     def __init__(self, count: int, lake: Lake, upload_id: str, folder: Path, mode: str, lock_fd: int | None):
-        self._idle: queue.SimpleQueue[_Child] = queue.SimpleQueue()
-        self._children: list[_Child] = []
+        self._idle: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+        self._children: list[tuple[subprocess.Popen, list[_Lane]]] = []
         args = [str(lake.root), upload_id, str(folder), mode]
         try:
             for _ in range(count):
-                self._children.append(_Child(args, lock_fd))
-                self._idle.put(self._children[-1])
+                self._children.append(_start_child(args, lock_fd))
+                for lane in self._children[-1][1]:
+                    self._idle.put(lane)
         except BaseException:
             self.close(failed=True)
             raise
 
     def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
-        child = self._idle.get()
+        lane = self._idle.get()
         try:
-            return child.stage(base, cells)
+            return lane.stage(base, cells)
         finally:
-            self._idle.put(child)
+            self._idle.put(lane)
 
     def close(self, failed: bool = False) -> None:
         """End the children: at once when the upload failed, else once they have answered."""
-        for child in self._children:
-            child.close(failed)
+        for child, lanes in self._children:
+            if failed:
+                child.kill()
+            for lane in lanes:
+                lane.requests.close()
+            child.wait()
+            for lane in lanes:
+                lane.answers.close()
 
 
 def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int, workers: int,
@@ -115,22 +145,32 @@ def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int,
     return ChildStaging(workers, lake, upload_id, folder, mode, lock_fd)
 
 
-def serve(requests_fd: int, results_fd: int, base_path: str, upload_id: str, folder: str, mode: str) -> None:
-    """A child's loop: stage the cells of each request until the requests pipe closes (or the
-    parent is gone)."""
+def serve(lanes: list[tuple[Connection, Connection]], base_path: str, upload_id: str, folder: str,
+          mode: str) -> None:
+    """A child's loop: answer the requests of every lane until all have closed (or the parent is gone)."""
     stager = AssetStager(AssetStore(Lake(base_path)), upload_id, Path(folder))
-    requests = Connection(requests_fd, writable=False)
-    results = Connection(results_fd, readable=False)
+    answers_for = dict(lanes)
     try:
-        while True:
-            base, cells = requests.recv()
-            results.send([stager.stage(cell, base, mode) for cell in cells])
-    except (EOFError, BrokenPipeError):
+        while answers_for:
+            for requests in wait(list(answers_for)):
+                try:
+                    base, cells = requests.recv()
+                except EOFError:
+                    del answers_for[requests]
+                    continue
+                try:
+                    answer = [stager.stage(cell, base, mode) for cell in cells]
+                except Exception as exc:  # e.g. a full disk: raised in the parent, as when staging there
+                    answer = exc
+                answers_for[requests].send(answer)
+    except BrokenPipeError:
         return
     finally:
         stager.close()
 
 
 if __name__ == "__main__":
-    requests_arg, results_arg, *rest = sys.argv[1:]
-    serve(int(requests_arg), int(results_arg), *rest)
+    base_path, upload_id, folder, mode, *fds = sys.argv[1:]
+    pipes = [int(fd) for fd in fds]
+    serve([(Connection(pipes[i], writable=False), Connection(pipes[i + 1], readable=False))
+           for i in range(0, len(pipes), 2)], base_path, upload_id, folder, mode)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +18,7 @@ import xxhash
 from PIL import Image
 
 from conftest import catalog_rows, image_bytes, lake_files, process
-from datalake import DatalakeClient, NotFoundError, ValidationError
+from datalake import DatalakeClient, DatalakeError, NotFoundError, ValidationError
 from datalake.assets import WHOLE_READ_LIMIT
 from datalake.staging import PROCESS_MIN_ROWS
 
@@ -166,8 +169,12 @@ def test_upload_records_who_when_source_and_description(client, tmp_path):
 
 
 def refused(client: DatalakeClient, match: str, call) -> None:
+    refused_with(client, ValidationError, match, call)
+
+
+def refused_with(client: DatalakeClient, error: type[Exception], match: str, call) -> None:
     before = lake_files(client.base_path, ".")
-    with pytest.raises(ValidationError, match=match):
+    with pytest.raises(error, match=match):
         call()
     assert lake_files(client.base_path, ".") == before, "a refused upload must leave no trace"
 
@@ -255,6 +262,41 @@ def test_a_large_upload_reports_its_bad_rows_and_leaves_no_trace(client, tmp_pat
     refused(client, rf"2 row\(s\) of .* cannot be uploaded[\s\S]*row 3: image header is not readable "
                     rf"\('broken.png'\)[\s\S]*row {PROCESS_MIN_ROWS + 5}: file not found: .*gone.png",
             lambda: client.upload_raw(source, provider="test", dataset="d"))
+
+
+def staging_children() -> list[int]:
+    """Pids of this process's asset staging children."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                staging = b"datalake.staging" in f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and staging:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_staging_child_that_dies_fails_the_upload_and_leaves_no_trace(client, tmp_path):
+    source = large_upload(tmp_path, {})
+    journal_lines = lambda: sum(len(p.read_bytes().splitlines())  # noqa: E731
+                                for p in (client.base_path / "staging" / "incoming").glob("*/assets.journal"))
+
+    def kill_one_child_midway() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (staging_children() and journal_lines() >= 50):
+            time.sleep(0.001)
+        os.kill(staging_children()[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one_child_midway)
+    killer.start()
+    refused_with(client, DatalakeError, r"an asset staging process stopped unexpectedly \(killed by signal 9\); "
+                                        r"nothing of this upload was kept, upload it again",
+                 lambda: client.upload_raw(source, provider="test", dataset="d"))
+    killer.join()
 
 
 def test_empty_data_is_refused(client, tmp_path):
