@@ -27,6 +27,7 @@ FORMAT_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "
               "TIFF": "tif", "ICO": "ico", "JPEG2000": "jp2"}
 WHOLE_READ_LIMIT = 32 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024
+GROUP_BYTES = 16 * 1024 * 1024  # new asset bytes held before they are journalled and written
 JOURNAL_FILE = "assets.journal"
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
@@ -47,6 +48,9 @@ class AssetInfo:
     @property
     def relpath(self) -> str:
         return asset_relpath(self.digest, self.ext)
+
+
+Outcome = AssetInfo | str | None  # a staged cell: its asset's facts, its problem as text, or empty
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -158,6 +162,64 @@ class AssetStager:
     def close(self) -> None:
         os.close(self._journal)
 
+    def stage(self, cells: list[Any], base: str, mode: str) -> list[Outcome]:
+        """Stage cells of an asset column: for each, its facts, None for an empty cell, or the
+        problem as text. `mode` is "file" (a path, relative to `base`) or "image" (bytes or an HF
+        Image struct). New assets are journalled a group at a time, before the group's files."""
+        outcomes: list[Outcome] = []
+        group: list[tuple[AssetInfo, bytes]] = []
+        held = 0
+        for cell in cells:
+            try:
+                info, data = self._read(cell, base, mode)
+            except AssetProblem as exc:
+                outcomes.append(str(exc))
+                continue
+            outcomes.append(info)
+            if data is not None:
+                group.append((info, data))
+                held += len(data)
+                if held >= GROUP_BYTES:
+                    self._write(group)
+                    group, held = [], 0
+        self._write(group)
+        return outcomes
+
+    def _read(self, cell: Any, base: str, mode: str) -> tuple[AssetInfo | None, bytes | None]:
+        """A cell's asset facts, and its bytes when they are new to the upload and the lake."""
+        if cell is None:
+            return None, None
+        if mode == "file":
+            return self._from_file(os.path.join(base, os.path.expanduser(cell)), must_be_image=False)
+        if isinstance(cell, dict):
+            if cell.get("bytes") is not None:
+                return self._from_bytes(cell["bytes"], cell.get("path"), must_be_image=True)
+            if cell.get("path"):
+                return self._from_file(os.path.join(base, os.path.expanduser(cell["path"])), must_be_image=True)
+            return None, None
+        return self._from_bytes(cell, None, must_be_image=True)
+
+    def _from_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> tuple[AssetInfo, bytes | None]:
+        info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
+        return info, (data if self._claim(info) else None)
+
+    def _from_file(self, path: str, must_be_image: bool) -> tuple[AssetInfo, bytes | None]:
+        """A file's facts and new bytes; plain system calls, as this runs once per file of an upload."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = os.fstat(fd).st_size
+                if size > WHOLE_READ_LIMIT:
+                    return self._put_large_file(fd, path, size, must_be_image), None
+                data = _read_all(fd, size)
+            finally:
+                os.close(fd)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise AssetProblem(f"file not found: {path}") from None
+        except PermissionError:
+            raise AssetProblem(f"file not readable (permission denied): {path}") from None
+        return self._from_bytes(data, os.path.basename(path), must_be_image)
+
     def _claim(self, info: AssetInfo) -> bool:
         """True if this is the first time the upload sees this content and the lake lacks it."""
         with self._lock:
@@ -166,60 +228,25 @@ class AssetStager:
             self.seen[info.digest] = info
         return self.store.find(info.digest) is None
 
-    def _staged_path(self, info: AssetInfo) -> str:
-        """Journal the asset, make its store folder if need be; the hidden name to write it to."""
-        relpath = info.relpath
-        os.write(self._journal, f"{relpath}\t{info.size}\n".encode())
-        shard = os.path.dirname(relpath)
-        if shard not in self._dirs:
-            _make_folder(os.path.join(self.root, shard))
-            self._dirs.add(shard)
-        return staged_asset_path(self.root, relpath, self.upload_id)
-
-    def stage(self, value: Any, base: str, mode: str) -> AssetInfo | str | None:
-        """Stage one cell of an asset column: its facts, None for an empty cell, or the problem as
-        text. `mode` is "file" (a path, relative to `base`) or "image" (bytes or an HF Image struct)."""
-        try:
-            if value is None:
-                return None
-            if mode == "file":
-                return self.put_file(os.path.join(base, os.path.expanduser(value)), must_be_image=False)
-            if isinstance(value, dict):
-                if value.get("bytes") is not None:
-                    return self.put_bytes(value["bytes"], value.get("path"), must_be_image=True)
-                if value.get("path"):
-                    return self.put_file(os.path.join(base, os.path.expanduser(value["path"])), must_be_image=True)
-                return None
-            return self.put_bytes(value, None, must_be_image=True)
-        except AssetProblem as exc:
-            return str(exc)
-
-    def put_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> AssetInfo:
-        info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
-        if self._claim(info):
-            fd = os.open(self._staged_path(info), WRITE_FLAGS, 0o644)
+    def _write(self, group: list[tuple[AssetInfo, bytes]]) -> None:
+        """Journal a group of new assets with one write, then write each to its hidden name."""
+        self._journal_assets([info for info, _ in group])
+        for info, data in group:
+            fd = os.open(staged_asset_path(self.root, info.relpath, self.upload_id), WRITE_FLAGS, 0o644)
             try:
                 _write_all(fd, data)
             finally:
                 os.close(fd)
-        return info
 
-    def put_file(self, path: str, must_be_image: bool) -> AssetInfo:
-        """Store a file's bytes; plain system calls, as this runs once per file of an upload."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                size = os.fstat(fd).st_size
-                if size > WHOLE_READ_LIMIT:
-                    return self._put_large_file(fd, path, size, must_be_image)
-                data = _read_all(fd, size)
-            finally:
-                os.close(fd)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise AssetProblem(f"file not found: {path}") from None
-        except PermissionError:
-            raise AssetProblem(f"file not readable (permission denied): {path}") from None
-        return self.put_bytes(data, os.path.basename(path), must_be_image)
+    def _journal_assets(self, infos: list[AssetInfo]) -> None:
+        """List assets in the journal (whole lines, one write) and make their store folders."""
+        if infos:
+            os.write(self._journal, "".join(f"{i.relpath}\t{i.size}\n" for i in infos).encode())
+        for info in infos:
+            shard = os.path.dirname(info.relpath)
+            if shard not in self._dirs:
+                _make_folder(os.path.join(self.root, shard))
+                self._dirs.add(shard)
 
     def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then move into the store."""
@@ -237,7 +264,8 @@ class AssetStager:
         try:
             info = describe(head, hasher.hexdigest(), size, os.path.basename(path), must_be_image)
             if self._claim(info):
-                os.replace(partial, self._staged_path(info))
+                self._journal_assets([info])
+                os.replace(partial, staged_asset_path(self.root, info.relpath, self.upload_id))
         finally:
             partial.unlink(missing_ok=True)
         return info

@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .assets import IMAGE_EXTS, AssetInfo, AssetStore, discard_staged_assets
+from .assets import IMAGE_EXTS, AssetInfo, AssetStore, Outcome, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_hash, check_name, new_upload_id, utc_now
 from .schema import load_schema
 from .sources import Source, json_column, open_source
-from .staging import Outcome, open_staging
+from .staging import open_staging
 
 FILE_COLUMNS = ("image_path", "file_path", "file")
 LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")

@@ -23,13 +23,12 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from .assets import AssetInfo, AssetStager, AssetStore
+from .assets import AssetStager, AssetStore, Outcome
 from .errors import DatalakeError
 from .lake import Lake
 
 PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting children costs ~0.1 s
 LANES = 2  # requests in flight per child
-Outcome = AssetInfo | str | None  # an asset's facts, its problem as text, or None for an empty cell
 
 
 class LocalStaging:
@@ -42,7 +41,7 @@ class LocalStaging:
         self.mode = mode
 
     def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
-        return [self.stager.stage(cell, base, self.mode) for cell in cells]
+        return self.stager.stage(cells, base, self.mode)
 
     def close(self, failed: bool = False) -> None:
         self.stager.close()
@@ -159,7 +158,7 @@ def serve(lanes: list[tuple[Connection, Connection]], base_path: str, upload_id:
                     del answers_for[requests]
                     continue
                 try:
-                    answer = [stager.stage(cell, base, mode) for cell in cells]
+                    answer = stager.stage(cells, base, mode)
                 except Exception as exc:  # e.g. a full disk: raised in the parent, as when staging there
                     answer = exc
                 answers_for[requests].send(answer)
