@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
-from PIL import Image, UnidentifiedImageError
 
 from .lake import EXT_PATTERN, Lake, asset_relpath
 
@@ -84,6 +83,8 @@ def probe_image(head: bytes) -> tuple[str, int, int] | None:
     fast = _probe_png_jpeg(head)
     if fast:
         return fast
+    from PIL import Image, UnidentifiedImageError  # here: staging processes rarely need it
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
