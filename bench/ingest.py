@@ -9,10 +9,10 @@ files are cached in --workdir and made again only when the count or size changes
 The two uploads (`upload_raw` with provider `test`) and `trigger_processing` run in a fresh
 lake inside a child process, so that image generation does not count towards its peak RSS (read
 from the child's /proc/self/status VmHWM: `ru_maxrss` of a spawned child also counts the pages
-of the parent it was forked from). Its time is compared with `cp -r` of the image folder to a
-fresh folder on the same file system. Caches are warm for both: every image file is read once
-before the measurements, and `sync` runs before each one, so neither pays for the other's
-write-back. Each run copies and uploads into new folders and nothing is deleted until the end:
+of the parent it was forked from); its staging children's, with RUSAGE_CHILDREN. Its time is
+compared with `cp -r` of the image folder to a fresh folder on the same file system. Caches are
+warm for both: every image file is read once before the measurements, and `sync` runs before
+each one, so neither pays for the other's write-back. Each run copies and uploads into new folders and nothing is deleted until the end:
 on ext4 without a journal (this VM's file system) file creation is several times slower for up
 to six minutes after many deletes, so the benchmark also waits out its own recent deletes.
 
@@ -276,7 +276,8 @@ def run_ingest(lake: str, uploads: list[tuple[str, str]], num_proc: int | None, 
     result = client.wait_for_job_completion(client.trigger_processing(), polling_interval=0.05)
     processed = time.perf_counter()
     return {"upload_s": uploaded - start, "process_s": processed - uploaded, "result": result,
-            "peak_rss_kb": peak_rss_kb(), "num_proc": client.num_proc}
+            "peak_rss_kb": peak_rss_kb(), "num_proc": client.num_proc,
+            "child_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
 
 
 def count_files(folder: Path) -> int:
@@ -323,6 +324,8 @@ def print_figures(workload: Workload, cp_times: list[float], runs: list[dict[str
     cp_s = statistics.median(cp_times)
     ratio = total_s / cp_s
     peak_mb = max(r["peak_rss_kb"] for r in runs) / 1024
+    child_mb = max(r["child_peak_rss_kb"] for r in runs) / 1024
+    all_mb = peak_mb + runs[-1]["num_proc"] * child_mb  # at most: the peaks need not coincide
     summaries = runs[-1]["result"]["uploads"]
     assets_stored = runs[-1]["assets_stored"]
     figures = [
@@ -337,7 +340,9 @@ def print_figures(workload: Workload, cp_times: list[float], runs: list[dict[str
         ("MB/s", f"{workload.image_bytes / MB / total_s:.1f}"),
         ("cp -r s", f"{cp_s:.2f}"),
         ("ratio (total / cp -r)", f"{ratio:.2f}"),
-        ("peak RSS MB", f"{peak_mb:.0f}"),
+        ("peak RSS MB, uploading process", f"{peak_mb:.0f}"),
+        ("peak RSS MB, a staging child", f"{child_mb:.0f}"),
+        ("peak RSS MB, all (at most)", f"{all_mb:.0f}"),
         ("asset files stored", f"{assets_stored}"),
         ("duplicate assets reused", f"{sum(s['reused_assets'] for s in summaries)}"),
     ]
@@ -349,9 +354,9 @@ def print_figures(workload: Workload, cp_times: list[float], runs: list[dict[str
     if assets_stored != workload.images:
         print(f"WARNING: {assets_stored} asset files stored for {workload.images} distinct images")
     if memory_check:
-        verdict = "ok" if peak_mb < TARGET_RSS_MB else "OVER TARGET"
+        verdict = "ok" if all_mb < TARGET_RSS_MB else "OVER TARGET"
         print(f"target: peak RSS under {TARGET_RSS_MB} MB for this {workload.image_bytes / 1024 / MB:.1f} GB "
-              f"upload: {peak_mb:.0f} MB, {verdict}")
+              f"upload: {all_mb:.0f} MB (the uploading process and its staging children), {verdict}")
     else:
         verdict = "ok" if ratio <= AIM_RATIO else "within target" if ratio <= TARGET_RATIO else "OVER TARGET"
         print(f"target: upload + process within {TARGET_RATIO}x cp -r (aim {AIM_RATIO}x): {ratio:.2f}x, {verdict}")
@@ -391,7 +396,8 @@ def main() -> None:
             other = others_cpu_s() - other
             r = runs[-1]
             print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; upload {r['upload_s']:.2f} s + process "
-                  f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB; "
+                  f"{r['process_s']:.2f} s; peak RSS {r['peak_rss_kb'] / 1024:.0f} MB "
+                  f"(a staging child {r['child_peak_rss_kb'] / 1024:.0f} MB); "
                   f"CPU used meanwhile outside the benchmark {other:.1f} s")
     finally:
         if not args.keep:

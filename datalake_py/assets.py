@@ -128,11 +128,13 @@ class AssetStore:
 
     def find(self, digest: str) -> str | None:
         """The relative path of the stored asset with this digest, or None."""
+        if digest[0:2] not in self._tops:  # a young lake: most folders do not exist yet
+            return None
         shard = f"{digest[0:2]}/{digest[2:4]}"
         listing = self._listings.get(shard)
         if listing is None:
             try:
-                names = os.listdir(self.lake.assets / shard) if digest[0:2] in self._tops else []
+                names = os.listdir(self.lake.assets / shard)
             except FileNotFoundError:
                 names = []
             listing = {n.split(".", 1)[0]: f"{shard}/{n}" for n in names if not n.startswith(".")}
@@ -231,23 +233,26 @@ class AssetStager:
 
     def _write(self, group: list[tuple[AssetInfo, bytes]]) -> None:
         """Journal a group of new assets with one write, then write each to its hidden name."""
-        self._journal_assets([info for info, _ in group])
-        for info, data in group:
-            fd = os.open(staged_asset_path(self.root, info.relpath, self.upload_id), WRITE_FLAGS, 0o644)
+        staged = self._journal_assets([info for info, _ in group])
+        for path, (_, data) in zip(staged, group):
+            fd = os.open(path, WRITE_FLAGS, 0o644)
             try:
                 _write_all(fd, data)
             finally:
                 os.close(fd)
 
-    def _journal_assets(self, infos: list[AssetInfo]) -> None:
-        """List assets in the journal (whole lines, one write) and make their store folders."""
+    def _journal_assets(self, infos: list[AssetInfo]) -> list[str]:
+        """List assets in the journal (whole lines, one write) and make their store folders; the
+        hidden paths to write them to."""
+        relpaths = [info.relpath for info in infos]
         if infos:
-            os.write(self._journal, "".join(f"{i.relpath}\t{i.size}\n" for i in infos).encode())
-        for info in infos:
-            shard = os.path.dirname(info.relpath)
+            os.write(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
+        for relpath in relpaths:
+            shard = relpath[:5]  # ab/cd
             if shard not in self._dirs:
-                _make_folder(os.path.join(self.root, shard))
+                _make_folder(f"{self.root}/{shard}")
                 self._dirs.add(shard)
+        return [staged_asset_path(self.root, relpath, self.upload_id) for relpath in relpaths]
 
     def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then move into the store."""
@@ -265,8 +270,7 @@ class AssetStager:
         try:
             info = describe(head, hasher.hexdigest(), size, os.path.basename(path), must_be_image)
             if self._claim(info):
-                self._journal_assets([info])
-                os.replace(partial, staged_asset_path(self.root, info.relpath, self.upload_id))
+                os.replace(partial, self._journal_assets([info])[0])
         finally:
             partial.unlink(missing_ok=True)
         return info
@@ -299,9 +303,9 @@ def _make_folder(path: str) -> None:
 
 
 def staged_asset_path(assets_root: Path | str, relpath: str, upload_id: str) -> str:
-    """The hidden name an upload writes a new asset to, beside its final name in the store."""
-    folder, name = os.path.split(relpath)
-    return os.path.join(assets_root, folder, f".{name}.{upload_id}.tmp")
+    """The hidden name an upload writes a new asset to, beside its final name in the store
+    (`relpath` is `ab/cd/<name>`)."""
+    return f"{assets_root}/{relpath[:6]}.{relpath[6:]}.{upload_id}.tmp"
 
 
 def staged_assets(folder: Path) -> list[tuple[str, int]]:

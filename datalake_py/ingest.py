@@ -10,7 +10,6 @@ folder and the hidden asset files are removed.
 
 from __future__ import annotations
 
-import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -144,7 +143,7 @@ class BatchConverter:
                  folder: Path, num_proc: int, lock_fd: int | None):
         self.request = request
         self.column = find_asset_column(source.schema)
-        self.store = AssetStore(lake)
+        self.store = AssetStore(lake)  # for assets named by hash
         self.workers = max(1, num_proc)
         self.staging = None
         if self.column.mode in ("file", "image"):
@@ -209,12 +208,15 @@ class BatchConverter:
                 if isinstance(outcome, str):
                     self.problems.add(offset, outcome)
                     outcome = None
-                if outcome is not None:
+                if outcome is None:
+                    hashes.append(None)
+                    paths.append(None)
+                else:
                     self.kinds.add(outcome.kind)
                     if self.staging is not None:
                         self.seen.setdefault(outcome.digest, outcome)
-                hashes.append(outcome.digest if outcome else None)
-                paths.append(outcome.relpath if outcome else None)
+                    hashes.append(outcome.digest)
+                    paths.append(outcome.relpath)
                 offset += 1
         return hashes, paths
 

@@ -180,16 +180,20 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, default=_json_default)  # json.dumps's format, made once
+
+
 def to_json(value: Any) -> str:
     """JSON text (UTF-8, not escaped) of a dict/list cell."""
     if hasattr(value, "tolist"):
         value = value.tolist()
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return _JSON.encode(value)
 
 
 def json_column(array: pa.Array) -> pa.Array:
-    """A nested Arrow column (struct, list, map) as JSON text."""
+    """A nested Arrow column (struct, list, map) as JSON text (Arrow values are plain Python ones)."""
     values = array.to_pylist()
     if pa.types.is_map(array.type):
         values = [None if v is None else dict(v) for v in values]
-    return pa.array([None if v is None else to_json(v) for v in values], type=pa.string())
+    encode = _JSON.encode
+    return pa.array([None if v is None else encode(v) for v in values], type=pa.string())
