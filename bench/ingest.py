@@ -9,7 +9,7 @@ files are cached in --workdir and made again only when the count or size changes
 The two uploads (`upload_raw` with provider `test`) and `trigger_processing` run in a fresh
 lake inside a child process, so that image generation does not count towards its peak RSS (read
 from the child's /proc/self/status VmHWM: `ru_maxrss` of a spawned child also counts the pages
-of the parent it was forked from); its staging children's, with RUSAGE_CHILDREN. Its time is
+of the parent it was forked from); its staging children's VmHWM is read likewise. Its time is
 compared with `cp -r` of the image folder to a fresh folder on the same file system. Caches are
 warm for both: every image file is read once before the measurements, and `sync` runs before
 each one, so neither pays for the other's write-back. Each run copies and uploads into new folders and nothing is deleted until the end:
@@ -28,6 +28,7 @@ Sizes are in MB of 2**20 bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -38,6 +39,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -269,6 +271,7 @@ def run_ingest(lake: str, uploads: list[tuple[str, str]], num_proc: int | None, 
     from datalake import DatalakeClient
 
     client = DatalakeClient(user_id="bench", base_path=lake, num_proc=num_proc, create_dirs=True)
+    children = ChildrenPeakRss()
     start = time.perf_counter()
     for dataset, parquet in uploads:
         client.upload_raw(parquet, provider="test", dataset=dataset)
@@ -276,8 +279,34 @@ def run_ingest(lake: str, uploads: list[tuple[str, str]], num_proc: int | None, 
     result = client.wait_for_job_completion(client.trigger_processing(), polling_interval=0.05)
     processed = time.perf_counter()
     return {"upload_s": uploaded - start, "process_s": processed - uploaded, "result": result,
-            "peak_rss_kb": peak_rss_kb(), "num_proc": client.num_proc,
-            "child_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+            "peak_rss_kb": peak_rss_kb(), "num_proc": client.num_proc, "child_peak_rss_kb": children.stop()}
+
+
+class ChildrenPeakRss:
+    """The highest VmHWM of this process's children (the staging processes), read from /proc every
+    0.1 s. Not RUSAGE_CHILDREN: that counts the pages a child shared with this process before exec."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak_kb
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            for pid in (e.name for e in os.scandir("/proc") if e.name.isdigit()):
+                with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):
+                    with open(f"/proc/{pid}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) != os.getpid():
+                            continue
+                    with open(f"/proc/{pid}/status") as f:
+                        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+                    self.peak_kb = max(self.peak_kb, hwm)
 
 
 def count_files(folder: Path) -> int:
