@@ -244,9 +244,11 @@ class BatchConverter:
         return "mixed" if self.kinds else "text"
 
     def asset_facts(self) -> pa.Table:
-        rows = [{"hash": i.digest, "path": i.relpath, "kind": i.kind, "ext": i.ext, "bytes": i.size,
-                 "width": i.width, "height": i.height} for i in self.seen.values()]
-        return pa.Table.from_pylist(rows, schema=ASSET_FACTS)
+        infos = list(self.seen.values())
+        columns = [[i.digest for i in infos], [i.relpath for i in infos], [i.kind for i in infos],
+                   [i.ext for i in infos], [i.size for i in infos], [i.width for i in infos],
+                   [i.height for i in infos]]
+        return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ASSET_FACTS)], schema=ASSET_FACTS)
 
 
 def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc: int = 1) -> dict[str, Any]:

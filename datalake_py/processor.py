@@ -295,16 +295,18 @@ def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], ta
 def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, list[str]]:
     """Give the upload's staged assets their names in the store.
 
-    A rename that never replaces (or a hard link) claims a name atomically, so of two processors landing the same content, one
-    counts it as new. Returns the new assets, their bytes, and the staged files left because
-    another upload stored the same content first: those stay until the upload has landed, so a
-    rerun after a crash counts alike (a staged name that is gone was claimed by this upload).
+    A rename that never replaces (or a hard link) claims a name atomically, so of two processors
+    landing the same content, one counts it as new. Returns the new assets, their bytes, and the
+    staged files left because another upload stored the same content first: those stay until the
+    upload has landed, so a rerun after a crash counts alike (a staged name that is gone was
+    claimed by this upload).
     """
     new = new_bytes = 0
     left = []
+    root = str(lake.assets)
     for relpath, size in staged_assets(folder):
-        final = os.path.join(lake.assets, relpath)
-        staged = staged_asset_path(lake.assets, relpath, upload_id)
+        final = f"{root}/{relpath}"
+        staged = staged_asset_path(root, relpath, upload_id)
         try:
             _claim_name(staged, final)
         except FileExistsError:
