@@ -11,6 +11,7 @@ folder and the hidden asset files are removed.
 from __future__ import annotations
 
 import shutil
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")
 PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")
 ASSET_COLUMNS = ("hash", "path")
 MAX_REPORTED = 10
+LOOKAHEAD = 2  # batches whose assets are staged while an earlier one is finished and written
 CHUNKS_PER_WORKER = 4  # asset tasks per worker and batch: workers stay busy to the end of a batch
 NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
 DATA_FILE, ASSETS_FILE, MANIFEST_FILE = "data.parquet", "assets.parquet", "manifest.json"
@@ -307,16 +309,14 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
 
 
 def _started_batches(converter: BatchConverter, source: Source) -> Iterator[PendingBatch]:
-    """The source's batches, started; each one yielded once the next one's assets are under way,
-    so the workers keep staging while a batch is finished and written."""
-    previous = None
+    """The source's batches, started; each one yielded once the assets of the LOOKAHEAD batches
+    after it are under way, so the workers keep staging while a batch is finished and written."""
+    started: deque[PendingBatch] = deque()
     for batch, base in source.batches():
-        started = converter.start(batch, str(base))
-        if previous is not None:
-            yield previous
-        previous = started
-    if previous is not None:
-        yield previous
+        started.append(converter.start(batch, str(base)))
+        if len(started) > LOOKAHEAD:
+            yield started.popleft()
+    yield from started
 
 
 def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id: str,
