@@ -246,7 +246,7 @@ class AssetStager:
         hidden paths to write them to."""
         relpaths = [info.relpath for info in infos]
         if infos:
-            os.write(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
+            _write_all(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
         for relpath in relpaths:
             shard = relpath[:5]  # ab/cd
             if shard not in self._dirs:
