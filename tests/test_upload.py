@@ -226,10 +226,10 @@ def test_missing_file_is_reported(client, tmp_path):
             lambda: client.upload_raw(tmp_path / "d.parquet", provider="test", dataset="d"))
 
 
-def large_upload(tmp_path: Path, bad: dict[int, str]) -> Path:
-    """PROCESS_MIN_ROWS + 100 rows naming image files, staged in child processes: every image is
-    named twice (rows i and i + half), so two children may meet the same content; `bad` puts
-    other paths at some rows."""
+def large_upload(tmp_path: Path, bad: dict[int, str], as_bytes: bool = False) -> Path:
+    """PROCESS_MIN_ROWS + 100 rows naming image files (or carrying their bytes in HF Image
+    structs), staged in child processes: every image comes twice (rows i and i + half), so two
+    children may meet the same content; `bad` puts other paths at some rows."""
     half = (PROCESS_MIN_ROWS + 100) // 2
     folder = tmp_path / "files"
     folder.mkdir()
@@ -237,12 +237,15 @@ def large_upload(tmp_path: Path, bad: dict[int, str]) -> Path:
         (folder / f"{i}.png").write_bytes(image_bytes(i))
     (folder / "broken.png").write_bytes(b"\x89PNG cut short")
     paths = [bad.get(row, f"files/{row % half}.png") for row in range(2 * half)]
-    pq.write_table(pa.table({"image_path": paths, "n": list(range(2 * half))}), tmp_path / "large.parquet")
+    column = ({"image": [{"bytes": (tmp_path / p).read_bytes(), "path": p} for p in paths]} if as_bytes
+              else {"image_path": paths})
+    pq.write_table(pa.table({**column, "n": list(range(2 * half))}), tmp_path / "large.parquet")
     return tmp_path / "large.parquet"
 
 
-def test_a_large_upload_is_staged_by_child_processes_like_a_small_one(client, tmp_path):
-    source = large_upload(tmp_path, {})
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["file-paths", "image-bytes"])
+def test_a_large_upload_is_staged_by_child_processes_like_a_small_one(client, tmp_path, as_bytes):
+    source = large_upload(tmp_path, {}, as_bytes)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     upload_id = client.upload_raw(source, provider="test", dataset="d")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
