@@ -130,6 +130,7 @@ class ChildStaging:
                 child.kill()
             for lane in lanes:
                 lane.requests.close()
+        for child, lanes in self._children:  # they end side by side
             child.wait()
             for lane in lanes:
                 lane.answers.close()
