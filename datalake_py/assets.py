@@ -248,7 +248,7 @@ class AssetStager:
         if infos:
             _write_all(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
         for relpath in relpaths:
-            shard = relpath[:5]  # ab/cd
+            shard = relpath.rpartition("/")[0]
             if shard not in self._dirs:
                 _make_folder(f"{self.root}/{shard}")
                 self._dirs.add(shard)
@@ -303,9 +303,9 @@ def _make_folder(path: str) -> None:
 
 
 def staged_asset_path(assets_root: Path | str, relpath: str, upload_id: str) -> str:
-    """The hidden name an upload writes a new asset to, beside its final name in the store
-    (`relpath` is `ab/cd/<name>`)."""
-    return f"{assets_root}/{relpath[:6]}.{relpath[6:]}.{upload_id}.tmp"
+    """The hidden name an upload writes a new asset to, beside its final name in the store."""
+    folder, _, name = relpath.rpartition("/")
+    return f"{assets_root}/{folder}/.{name}.{upload_id}.tmp"
 
 
 def staged_assets(folder: Path) -> list[tuple[str, int]]:

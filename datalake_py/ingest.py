@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .assets import IMAGE_EXTS, AssetInfo, AssetStore, Outcome, discard_staged_assets
+from .assets import AssetInfo, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
-from .lake import RAW_TASK, Lake, Partition, check_hash, check_name, new_upload_id, utc_now
+from .lake import RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
 from .schema import load_schema
 from .sources import Source, json_column, open_source
 from .staging import open_staging
@@ -145,10 +145,9 @@ class BatchConverter:
                  folder: Path, num_proc: int, lock_fd: int | None):
         self.request = request
         self.column = find_asset_column(source.schema)
-        self.store = AssetStore(lake)  # for assets named by hash
         self.workers = max(1, num_proc)
         self.staging = None
-        if self.column.mode in ("file", "image"):
+        if self.column.mode != "none":
             self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
                                         lock_fd)
         self.pool = ThreadPoolExecutor(self.workers * (self.staging.lanes if self.staging else 1))
@@ -173,7 +172,7 @@ class BatchConverter:
         if self.column.mode != "none":
             values = batch.column(self.column.name).to_pylist()
             size = -(-n // (CHUNKS_PER_WORKER * self.workers))
-            futures = [self.pool.submit(self._stage_chunk, values[i:i + size], base) for i in range(0, n, size)]
+            futures = [self.pool.submit(self.staging.stage, base, values[i:i + size]) for i in range(0, n, size)]
         names, arrays = [], []
         for name in self.keep:
             col = batch.column(name)
@@ -197,11 +196,6 @@ class BatchConverter:
             arrays.append(pa.array([value] * pending.num_rows, pa.string()))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    def _stage_chunk(self, values: list[Any], base: str) -> list[Outcome]:
-        if self.staging is None:
-            return [self._existing(v) for v in values]
-        return self.staging.stage(base, values)
-
     def _gather(self, pending: PendingBatch) -> tuple[list, list]:
         hashes, paths = [], []
         offset = pending.first_row
@@ -215,26 +209,12 @@ class BatchConverter:
                     paths.append(None)
                 else:
                     self.kinds.add(outcome.kind)
-                    if self.staging is not None:
+                    if self.staging.stores:
                         self.seen.setdefault(outcome.digest, outcome)
                     hashes.append(outcome.digest)
                     paths.append(outcome.relpath)
                 offset += 1
         return hashes, paths
-
-    def _existing(self, digest: Any) -> Outcome:
-        """The facts of an asset the lake has, named by hash; None for an empty cell, else the problem."""
-        if digest is None:
-            return None
-        try:
-            relpath = self.store.find(check_hash(digest))
-        except ValidationError as exc:
-            return str(exc)
-        if relpath is None:
-            return (f"hash {digest} is not in the lake's asset store; upload the data that carries it first, "
-                    "or give the asset bytes instead of a hash")
-        ext = relpath.rsplit(".", 1)[1]
-        return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
 
     def raw_variant(self) -> str:
         if self.column.mode == "none":

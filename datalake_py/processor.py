@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from .assets import staged_asset_path, staged_assets
 from .config import resolve
 from .db import quote
 from .errors import ConflictError, DatalakeError, NotFoundError
 from .fs import atomic_path, file_lock, read_json, rename_noreplace, write_json_atomic
-from .assets import staged_asset_path, staged_assets
 from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, discard_upload
 from .lake import Lake, Partition, utc_now
 

@@ -1,4 +1,5 @@
-"""Where an upload's assets are staged: in this process for a small upload, else in child processes.
+"""Where an upload's assets are staged: in this process for a small upload, else in child processes
+(or, for assets named by hash, looked up in the store).
 
 Staging an asset is a handful of short system calls (read, mkdir, create, write) and a little
 Python. Threads of one process hand the interpreter lock to each other around every one of those
@@ -23,18 +24,48 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from .assets import AssetStager, AssetStore, Outcome
-from .errors import DatalakeError
-from .lake import Lake
+from .assets import IMAGE_EXTS, AssetInfo, AssetStager, AssetStore, Outcome
+from .errors import DatalakeError, ValidationError
+from .lake import Lake, check_hash
 
 PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting children costs ~0.1 s
 LANES = 2  # requests in flight per child
 
 
+class ExistingAssets:
+    """Looks up assets a task upload names by hash; nothing is stored."""
+
+    lanes = 1  # calls at once worth making per worker
+    stores = False  # whether outcomes are assets of the upload (with their facts)
+
+    def __init__(self, lake: Lake):
+        self.store = AssetStore(lake)
+
+    def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
+        return [self._existing(cell) for cell in cells]
+
+    def _existing(self, digest: Any) -> Outcome:
+        if digest is None:
+            return None
+        try:
+            relpath = self.store.find(check_hash(digest))
+        except ValidationError as exc:
+            return str(exc)
+        if relpath is None:
+            return (f"hash {digest} is not in the lake's asset store; upload the data that carries it first, "
+                    "or give the asset bytes instead of a hash")
+        ext = relpath.rsplit(".", 1)[1]
+        return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
+
+    def close(self, failed: bool = False) -> None:
+        pass
+
+
 class LocalStaging:
     """Stages in the calling threads, through one stager."""
 
-    lanes = 1  # calls at once worth making per worker
+    lanes = 1
+    stores = True
 
     def __init__(self, lake: Lake, upload_id: str, folder: Path, mode: str):
         self.stager = AssetStager(AssetStore(lake), upload_id, folder)
@@ -102,6 +133,7 @@ class ChildStaging:
     """Stages in child processes; `stage` may be called from LANES threads per child at once."""
 
     lanes = LANES
+    stores = True
 
     def __init__(self, count: int, lake: Lake, upload_id: str, folder: Path, mode: str, lock_fd: int | None):
         self._idle: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
@@ -137,9 +169,11 @@ class ChildStaging:
 
 
 def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int, workers: int,
-                 lock_fd: int | None) -> LocalStaging | ChildStaging:
-    """Staging for an upload of `rows` rows whose asset cells are of `mode` ("file" or "image");
-    child processes inherit `lock_fd`, the upload's lock, when given."""
+                 lock_fd: int | None) -> ExistingAssets | LocalStaging | ChildStaging:
+    """Staging for an upload of `rows` rows whose asset cells are of `mode` ("file", "image" or
+    "hash"); child processes inherit `lock_fd`, the upload's lock, when given."""
+    if mode == "hash":
+        return ExistingAssets(lake)
     if rows < PROCESS_MIN_ROWS:
         return LocalStaging(lake, upload_id, folder, mode)
     return ChildStaging(workers, lake, upload_id, folder, mode, lock_fd)
