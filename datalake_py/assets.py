@@ -10,16 +10,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import struct
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 import xxhash
 
-from .lake import EXT_PATTERN, Lake, asset_relpath
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ico", "jp2", "heic", "avif"}
 FORMAT_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp",
@@ -29,14 +28,19 @@ CHUNK = 8 * 1024 * 1024
 GROUP_BYTES = 16 * 1024 * 1024  # new asset bytes held before they are journalled and written
 JOURNAL_FILE = "assets.journal"
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+EXT_PATTERN = re.compile(r"[a-z0-9]{1,10}")
+
+
+def asset_relpath(digest: str, ext: str) -> str:
+    """Where an asset lives, relative to assets/: `ab/cd/<hash>.<ext>`."""
+    return f"{digest[0:2]}/{digest[2:4]}/{digest}.{ext}"
 
 
 class AssetProblem(Exception):
     """One asset that cannot be stored: a corrupt image or a missing file."""
 
 
-@dataclass(frozen=True)
-class AssetInfo:
+class AssetInfo(NamedTuple):  # a tuple: staging children send thousands of them
     digest: str
     ext: str
     kind: str  # "image" or "file"
@@ -119,27 +123,64 @@ def describe(head: bytes, digest: str, size: int, name: str | None, must_be_imag
 
 
 class AssetStore:
-    """Looks assets up in the lake's store, caching folder listings."""
+    """Looks assets up in the lake's store, caching folder listings.
 
-    def __init__(self, lake: Lake):
-        self.lake = lake
-        self._listings: dict[str, dict[str, str]] = {}
-        self._tops = set(os.listdir(lake.assets)) if lake.assets.is_dir() else set()
+    It also finds the copies of assets that other uploads have staged completely (those in the
+    `settled` folders: pending, processing, failed), so that an upload carrying the same content
+    links that copy instead of writing the bytes again.
+    """
+
+    def __init__(self, root: str | Path, settled: Sequence[str] = ()):
+        self.root = str(root)  # the lake's assets/ folder
+        self.settled = settled
+        self._listings: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {}
+        self._settled_uploads: dict[str, bool] = {}
+        self._tops = set(os.listdir(root)) if os.path.isdir(root) else set()
 
     def find(self, digest: str) -> str | None:
         """The relative path of the stored asset with this digest, or None."""
+        return self._listing(digest)[0].get(digest)
+
+    def staged_copy(self, digest: str) -> str | None:
+        """The path of a copy of this asset that a settled upload staged, or None."""
+        folder = f"{self.root}/{digest[0:2]}/{digest[2:4]}"
+        for name in self._listing(digest)[1].get(digest, ()):
+            if self._is_settled(name[:-4].rpartition(".")[2]):  # .<hash>.<ext>.<upload_id>.tmp
+                return f"{folder}/{name}"
+        return None
+
+    def _listing(self, digest: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """A store folder's assets (hash: relative path) and staged copies (hash: hidden names)."""
         if digest[0:2] not in self._tops:  # a young lake: most folders do not exist yet
-            return None
+            return NO_LISTING
         shard = f"{digest[0:2]}/{digest[2:4]}"
         listing = self._listings.get(shard)
         if listing is None:
             try:
-                names = os.listdir(self.lake.assets / shard)
+                names = os.listdir(f"{self.root}/{shard}")
             except FileNotFoundError:
                 names = []
-            listing = {n.split(".", 1)[0]: f"{shard}/{n}" for n in names if not n.startswith(".")}
-            self._listings[shard] = listing
-        return listing.get(digest)
+            stored: dict[str, str] = {}
+            staged: dict[str, list[str]] = {}
+            for name in names:
+                if not name.startswith("."):
+                    stored[name.split(".", 1)[0]] = f"{shard}/{name}"
+                elif name.endswith(".tmp"):
+                    staged.setdefault(name[1:].split(".", 1)[0], []).append(name)
+            listing = self._listings[shard] = (stored, staged)
+        return listing
+
+    def _is_settled(self, upload_id: str) -> bool:
+        """Whether an upload's staging is complete. Folders are checked in the order uploads move
+        through them, so one moving meanwhile is still found; one not found is not trusted."""
+        settled = self._settled_uploads.get(upload_id)
+        if settled is None:
+            settled = any(os.path.isdir(os.path.join(folder, upload_id)) for folder in self.settled)
+            self._settled_uploads[upload_id] = settled
+        return settled
+
+
+NO_LISTING: tuple[dict[str, str], dict[str, list[str]]] = ({}, {})
 
 
 class AssetStager:
@@ -152,15 +193,15 @@ class AssetStager:
     (`discard_staged_assets`).
     """
 
-    def __init__(self, store: AssetStore, upload_id: str, folder: Path):
+    def __init__(self, store: AssetStore, upload_id: str, folder: str | Path):
         self.store = store
-        self.root = store.lake.assets
+        self.root = store.root
         self.upload_id = upload_id
         self.folder = folder  # the upload's own staging folder
         self.seen: dict[str, AssetInfo] = {}
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
-        self._journal = os.open(folder / JOURNAL_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._journal = os.open(os.path.join(folder, JOURNAL_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def close(self) -> None:
         os.close(self._journal)
@@ -232,12 +273,16 @@ class AssetStager:
         return self.store.find(info.digest) is None
 
     def _write(self, group: list[tuple[AssetInfo, bytes]]) -> None:
-        """Journal a group of new assets with one write, then write each to its hidden name."""
+        """Journal a group of new assets with one write, then give each its hidden name: a link to
+        another upload's complete staged copy where there is one, else a file of its bytes."""
         staged = self._journal_assets([info for info, _ in group])
-        for path, (_, data) in zip(staged, group):
+        for path, (info, data) in zip(staged, group):
+            copy = self.store.staged_copy(info.digest)
+            if copy is not None and _link(copy, path):
+                continue
             fd = os.open(path, WRITE_FLAGS, 0o644)
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             finally:
                 os.close(fd)
 
@@ -246,7 +291,7 @@ class AssetStager:
         hidden paths to write them to."""
         relpaths = [info.relpath for info in infos]
         if infos:
-            _write_all(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
+            write_all(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
         for relpath in relpaths:
             shard = relpath.rpartition("/")[0]
             if shard not in self._dirs:
@@ -257,13 +302,13 @@ class AssetStager:
     def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then move into the store."""
         hasher = xxhash.xxh3_128()
-        partial = self.folder / f".{os.getpid()}.{threading.get_ident()}.partial"
+        partial = os.path.join(self.folder, f".{os.getpid()}.{threading.get_ident()}.partial")
         dst = os.open(partial, WRITE_FLAGS, 0o644)
         try:
             head = chunk = os.read(src, CHUNK)
             while chunk:
                 hasher.update(chunk)
-                _write_all(dst, chunk)
+                write_all(dst, chunk)
                 chunk = os.read(src, CHUNK)
         finally:
             os.close(dst)
@@ -272,7 +317,8 @@ class AssetStager:
             if self._claim(info):
                 os.replace(partial, self._journal_assets([info])[0])
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
         return info
 
 
@@ -287,10 +333,20 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _link(existing: str, path: str) -> bool:
+    """Give `existing` a second name; False where that fails (e.g. it was named in the store
+    meanwhile, or the file system has no hard links)."""
+    try:
+        os.link(existing, path)
+    except OSError:
+        return False
+    return True
 
 
 def _make_folder(path: str) -> None:

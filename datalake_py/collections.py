@@ -132,7 +132,7 @@ class CollectionManager:
         return source.description
 
     def _lake_rows(self, rows: pd.DataFrame, work: Path) -> str:
-        store = AssetStore(self.lake)
+        store = AssetStore(self.lake.assets)
         missing = [h for h in rows["hash"].dropna().unique() if store.find(check_hash(h)) is None]
         if missing:
             raise ValidationError(f"{len(missing)} asset(s) of these rows are not in the lake's store "

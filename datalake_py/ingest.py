@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .assets import AssetInfo, discard_staged_assets
+from .assets import AssetInfo, asset_relpath, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
@@ -226,10 +226,9 @@ class BatchConverter:
         return "mixed" if self.kinds else "text"
 
     def asset_facts(self) -> pa.Table:
-        infos = list(self.seen.values())
-        columns = [[i.digest for i in infos], [i.relpath for i in infos], [i.kind for i in infos],
-                   [i.ext for i in infos], [i.size for i in infos], [i.width for i in infos],
-                   [i.height for i in infos]]
+        digests, exts, kinds, sizes, widths, heights = zip(*self.seen.values()) if self.seen else ([],) * 6
+        paths = [asset_relpath(digest, ext) for digest, ext in zip(digests, exts)]
+        columns = [digests, paths, kinds, exts, sizes, widths, heights]
         return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ASSET_FACTS)], schema=ASSET_FACTS)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import secrets
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,10 +14,10 @@ from .errors import NotFoundError, ValidationError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 HASH_PATTERN = re.compile(r"[0-9a-f]{32}")
-EXT_PATTERN = re.compile(r"[a-z0-9]{1,10}")
 
 RAW_TASK = "raw"
 STAGES = ("incoming", "pending", "processing", "failed", "trash")
+SETTLED_STAGES = ("pending", "processing", "failed")  # staged completely; in the order uploads move
 
 
 def check_name(value: object, what: str) -> str:
@@ -36,15 +36,10 @@ def check_hash(value: object) -> str:
     return value
 
 
-def asset_relpath(digest: str, ext: str) -> str:
-    """Where an asset lives, relative to assets/: `ab/cd/<hash>.<ext>`."""
-    return f"{digest[0:2]}/{digest[2:4]}/{digest}.{ext}"
-
-
 def new_upload_id() -> str:
     """A unique upload id that sorts by time: `20261127T171000123Z-<8 hex>`."""
     now = datetime.now(timezone.utc)
-    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{os.urandom(4).hex()}"
 
 
 def utc_now() -> str:
@@ -90,6 +85,10 @@ class Lake:
     def stage(self, name: str) -> Path:
         assert name in STAGES
         return self.staging / name
+
+    def settled_folders(self) -> list[str]:
+        """The folders of uploads whose staging is complete, in the order uploads move through them."""
+        return [str(self.stage(s)) for s in SETTLED_STAGES]
 
     def upload_dir(self, stage: str, upload_id: str) -> Path:
         return self.stage(stage) / check_name(upload_id, "upload")

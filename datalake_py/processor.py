@@ -322,15 +322,18 @@ def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, 
 
 
 def _claim_name(staged: str, final: str) -> None:
-    """Move `staged` to `final`; FileExistsError if `final` holds another upload's file."""
+    """Move `staged` to `final`; FileExistsError if `final` exists.
+
+    Without renameat2, a hard link claims the name and then the staged name goes. A processor
+    killed between the two counts that asset as reused when it runs again: the staged name may
+    be a link that another upload made to the same file, so finding both names on one file does
+    not prove the name was claimed by this upload.
+    """
     if rename_noreplace(staged, final):
         return
-    try:  # no renameat2 here: a hard link claims the name, then the staged name goes
+    try:
         os.link(staged, final)
-    except FileExistsError:
-        if not os.path.samefile(staged, final):
-            raise
-    except FileNotFoundError:
+    except (FileExistsError, FileNotFoundError):
         raise
     except OSError:  # no hard links on this file system: a check, then a rename
         if os.path.exists(final):

@@ -6,12 +6,9 @@ Python. Threads of one process hand the interpreter lock to each other around ev
 calls, which on two cores made two threads slower than one; child processes each have their own,
 so their file-system work truly overlaps (`bench/ingest.py` shows the figures).
 
-A child is `python -m datalake.staging LAKE UPLOAD_ID FOLDER MODE FD...`. The file descriptors
-come in pairs, one pair per lane: the child reads pickled requests (a base folder and a list of
-asset cells) from a lane's first pipe and answers each with the cells' outcomes on its second.
-Each child has LANES lanes, so that the next request waits in one while the child answers
-another. A child inherits the upload's lock, so a processor cleaning up after a killed uploader
-waits for its children too, and it ends when all its request pipes have closed.
+A child (see `staging_child`) has LANES lanes, so that its next request waits in one while it
+answers another. A child inherits the upload's lock, so a processor cleaning up after a killed
+uploader waits for its children too.
 """
 
 from __future__ import annotations
@@ -20,13 +17,13 @@ import os
 import queue
 import subprocess
 import sys
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from .assets import IMAGE_EXTS, AssetInfo, AssetStager, AssetStore, Outcome
 from .errors import DatalakeError, ValidationError
 from .lake import Lake, check_hash
+from .staging_child import Setup, receive_message, send_message
 
 PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting children costs ~0.1 s
 LANES = 2  # requests in flight per child
@@ -39,7 +36,7 @@ class ExistingAssets:
     stores = False  # whether outcomes are assets of the upload (with their facts)
 
     def __init__(self, lake: Lake):
-        self.store = AssetStore(lake)
+        self.store = AssetStore(lake.assets)
 
     def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
         return [self._existing(cell) for cell in cells]
@@ -68,7 +65,7 @@ class LocalStaging:
     stores = True
 
     def __init__(self, lake: Lake, upload_id: str, folder: Path, mode: str):
-        self.stager = AssetStager(AssetStore(lake), upload_id, folder)
+        self.stager = AssetStager(AssetStore(lake.assets, lake.settled_folders()), upload_id, folder)
         self.mode = mode
 
     def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
@@ -83,13 +80,13 @@ class _Lane:
 
     def __init__(self, child: subprocess.Popen, requests: int, answers: int):
         self.child = child
-        self.requests = Connection(requests, readable=False)
-        self.answers = Connection(answers, writable=False)
+        self.requests = requests
+        self.answers = answers
 
     def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
         try:
-            self.requests.send((base, cells))
-            answer = self.answers.recv()
+            send_message(self.requests, (base, cells))
+            answer = receive_message(self.answers)
         except (EOFError, OSError):
             raise DatalakeError(f"an asset staging process stopped unexpectedly ({_exit_text(self.child)}); "
                                 "nothing of this upload was kept, upload it again") from None
@@ -106,8 +103,8 @@ def _exit_text(child: subprocess.Popen) -> str:
     return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
 
-def _start_child(args: list[str], lock_fd: int | None) -> tuple[subprocess.Popen, list[_Lane]]:
-    """A staging child with LANES lanes; it inherits `lock_fd` when given."""
+def _start_child(setup: Setup, lock_fd: int | None) -> tuple[subprocess.Popen, list[_Lane]]:
+    """A staging child with LANES lanes, sent its setup; it inherits `lock_fd` when given."""
     ours, its = [], []
     try:
         for _ in range(LANES):
@@ -116,7 +113,7 @@ def _start_child(args: list[str], lock_fd: int | None) -> tuple[subprocess.Popen
             ours += [requests_write, answers_read]
             its += [requests_read, answers_write]
         child = subprocess.Popen(
-            [sys.executable, "-m", "datalake.staging", *args, *map(str, its)],
+            [sys.executable, "-m", "datalake.staging_child", *map(str, its)],
             pass_fds=its + ([] if lock_fd is None else [lock_fd]), stdin=subprocess.DEVNULL,
             start_new_session=True)  # Ctrl-C is the parent's to handle
     except BaseException:
@@ -126,7 +123,9 @@ def _start_child(args: list[str], lock_fd: int | None) -> tuple[subprocess.Popen
     finally:
         for fd in its:
             os.close(fd)
-    return child, [_Lane(child, ours[i], ours[i + 1]) for i in range(0, len(ours), 2)]
+    lanes = [_Lane(child, ours[i], ours[i + 1]) for i in range(0, len(ours), 2)]
+    send_message(lanes[0].requests, setup)
+    return child, lanes
 
 
 class ChildStaging:
@@ -138,10 +137,10 @@ class ChildStaging:
     def __init__(self, count: int, lake: Lake, upload_id: str, folder: Path, mode: str, lock_fd: int | None):
         self._idle: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
         self._children: list[tuple[subprocess.Popen, list[_Lane]]] = []
-        args = [str(lake.root), upload_id, str(folder), mode]
+        setup = Setup(str(lake.assets), lake.settled_folders(), upload_id, str(folder), mode)
         try:
             for _ in range(count):
-                self._children.append(_start_child(args, lock_fd))
+                self._children.append(_start_child(setup, lock_fd))
                 for lane in self._children[-1][1]:
                     self._idle.put(lane)
         except BaseException:
@@ -161,11 +160,11 @@ class ChildStaging:
             if failed:
                 child.kill()
             for lane in lanes:
-                lane.requests.close()
+                os.close(lane.requests)
         for child, lanes in self._children:  # they end side by side
             child.wait()
             for lane in lanes:
-                lane.answers.close()
+                os.close(lane.answers)
 
 
 def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int, workers: int,
@@ -178,33 +177,3 @@ def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int,
         return LocalStaging(lake, upload_id, folder, mode)
     return ChildStaging(workers, lake, upload_id, folder, mode, lock_fd)
 
-
-def serve(lanes: list[tuple[Connection, Connection]], base_path: str, upload_id: str, folder: str,
-          mode: str) -> None:
-    """A child's loop: answer the requests of every lane until all have closed (or the parent is gone)."""
-    stager = AssetStager(AssetStore(Lake(base_path)), upload_id, Path(folder))
-    answers_for = dict(lanes)
-    try:
-        while answers_for:
-            for requests in wait(list(answers_for)):
-                try:
-                    base, cells = requests.recv()
-                except EOFError:
-                    del answers_for[requests]
-                    continue
-                try:
-                    answer = stager.stage(cells, base, mode)
-                except Exception as exc:  # e.g. a full disk: raised in the parent, as when staging there
-                    answer = exc
-                answers_for[requests].send(answer)
-    except BrokenPipeError:
-        return
-    finally:
-        stager.close()
-
-
-if __name__ == "__main__":
-    base_path, upload_id, folder, mode, *fds = sys.argv[1:]
-    pipes = [int(fd) for fd in fds]
-    serve([(Connection(pipes[i], writable=False), Connection(pipes[i + 1], readable=False))
-           for i in range(0, len(pipes), 2)], base_path, upload_id, folder, mode)

@@ -19,9 +19,9 @@ import xxhash
 from tqdm.auto import tqdm
 
 from . import db
-from .assets import CHUNK
+from .assets import CHUNK, asset_relpath
 from .errors import DatalakeError, ValidationError
-from .lake import Lake, asset_relpath
+from .lake import Lake
 
 ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100
