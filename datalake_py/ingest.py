@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -150,7 +150,6 @@ class BatchConverter:
         if self.column.mode != "none":
             self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
                                         lock_fd)
-        self.pool = ThreadPoolExecutor(self.workers * (self.staging.lanes if self.staging else 1))
         self.problems = Problems()
         self.seen: dict[str, AssetInfo] = {}  # every asset the upload carries, by hash
         self.kinds: set[str] = set()
@@ -160,7 +159,6 @@ class BatchConverter:
         self.lineage = {"_upload_id": upload_id, "_uploaded_by": request.user, "_uploaded_at": utc_now()}
 
     def close(self, failed: bool) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
         if self.staging is not None:
             self.staging.close(failed)
 
@@ -172,7 +170,7 @@ class BatchConverter:
         if self.column.mode != "none":
             values = batch.column(self.column.name).to_pylist()
             size = -(-n // (CHUNKS_PER_WORKER * self.workers))
-            futures = [self.pool.submit(self.staging.stage, base, values[i:i + size]) for i in range(0, n, size)]
+            futures = [self.staging.submit(base, values[i:i + size]) for i in range(0, n, size)]
         names, arrays = [], []
         for name in self.keep:
             col = batch.column(name)

@@ -6,40 +6,42 @@ Python. Threads of one process hand the interpreter lock to each other around ev
 calls, which on two cores made two threads slower than one; child processes each have their own,
 so their file-system work truly overlaps (`bench/ingest.py` shows the figures).
 
-A child (see `staging_child`) has LANES lanes, so that its next request waits in one while it
-answers another. A child inherits the upload's lock, so a processor cleaning up after a killed
-uploader waits for its children too.
+Every kind of staging takes requests with `submit(base, cells)` and answers each with a future of
+the cells' outcomes. Requests to a child (see `staging_child`) queue up in its pipe, so it never
+waits for the parent between them; one thread per child reads its answers, which come in order.
+A child inherits the upload's lock, so a processor cleaning up after a killed uploader waits for
+its children too.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import sys
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .assets import IMAGE_EXTS, AssetInfo, AssetStager, AssetStore, Outcome
 from .errors import DatalakeError, ValidationError
 from .lake import Lake, check_hash
 from .staging_child import Setup, receive_message, send_message
 
-PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting children costs ~0.1 s
-LANES = 2  # requests in flight per child
+PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting children costs ~0.05 s
 
 
 class ExistingAssets:
     """Looks up assets a task upload names by hash; nothing is stored."""
 
-    lanes = 1  # calls at once worth making per worker
     stores = False  # whether outcomes are assets of the upload (with their facts)
 
     def __init__(self, lake: Lake):
         self.store = AssetStore(lake.assets)
 
-    def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
-        return [self._existing(cell) for cell in cells]
+    def submit(self, base: str, cells: list[Any]) -> Future:
+        return _done(lambda: [self._existing(cell) for cell in cells])
 
     def _existing(self, digest: Any) -> Outcome:
         if digest is None:
@@ -58,122 +60,143 @@ class ExistingAssets:
         pass
 
 
-class LocalStaging:
-    """Stages in the calling threads, through one stager."""
+def _done(work: Callable[[], Any]) -> Future:
+    """A future of `work`, done in the calling thread."""
+    future: Future = Future()
+    try:
+        future.set_result(work())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
-    lanes = 1
+
+class LocalStaging:
+    """Stages in `workers` threads of this process, through one stager."""
+
     stores = True
 
-    def __init__(self, lake: Lake, upload_id: str, folder: Path, mode: str):
+    def __init__(self, lake: Lake, upload_id: str, folder: Path, mode: str, workers: int):
         self.stager = AssetStager(AssetStore(lake.assets, lake.settled_folders()), upload_id, folder)
         self.mode = mode
+        self.pool = ThreadPoolExecutor(workers)
 
-    def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
-        return self.stager.stage(cells, base, self.mode)
+    def submit(self, base: str, cells: list[Any]) -> Future:
+        return self.pool.submit(self.stager.stage, cells, base, self.mode)
 
     def close(self, failed: bool = False) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.stager.close()
 
 
-class _Lane:
-    """A child's pair of pipes: one request at a time goes in, its answer comes out."""
+class _Child:
+    """A staging child process: requests go down one pipe, answers come back up another, in order."""
 
-    def __init__(self, child: subprocess.Popen, requests: int, answers: int):
-        self.child = child
-        self.requests = requests
-        self.answers = answers
-
-    def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
+    def __init__(self, setup: Setup, lock_fd: int | None):
+        requests_read, self.requests = os.pipe()
+        self.answers, answers_write = os.pipe()
+        its = [requests_read, answers_write]
         try:
-            send_message(self.requests, (base, cells))
-            answer = receive_message(self.answers)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "datalake.staging_child", *map(str, its)],
+                pass_fds=its + ([] if lock_fd is None else [lock_fd]), stdin=subprocess.DEVNULL,
+                start_new_session=True)  # Ctrl-C is the parent's to handle
+        except BaseException:
+            os.close(self.requests)
+            os.close(self.answers)
+            raise
+        finally:
+            for fd in its:
+                os.close(fd)
+        self.pending: deque[Future] = deque()
+        self.failure: DatalakeError | None = None
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read_answers, name="staging-answers", daemon=True)
+        self._reader.start()
+        try:
+            send_message(self.requests, setup)
+        except OSError:
+            pass  # the child is gone already: the answer reader reports it
+
+    def submit(self, base: str, cells: list[Any]) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self.failure is not None:
+                future.set_exception(self.failure)
+                return future
+            self.pending.append(future)
+            try:
+                send_message(self.requests, (base, cells))
+            except OSError:
+                pass  # the child is gone: the answer reader fails what is pending
+        return future
+
+    def _read_answers(self) -> None:
+        try:
+            while True:
+                answer = receive_message(self.answers)
+                future = self.pending.popleft()
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
         except (EOFError, OSError):
-            raise DatalakeError(f"an asset staging process stopped unexpectedly ({_exit_text(self.child)}); "
-                                "nothing of this upload was kept, upload it again") from None
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+            with self._lock:
+                self.failure = DatalakeError(
+                    f"an asset staging process stopped unexpectedly ({_exit_text(self.process)}); "
+                    "nothing of this upload was kept, upload it again")
+                while self.pending:
+                    self.pending.popleft().set_exception(self.failure)
+
+    def end(self) -> None:
+        """Wait until the child has exited and its answers are read; then release the pipes."""
+        self.process.wait()
+        self._reader.join()
+        os.close(self.answers)
 
 
-def _exit_text(child: subprocess.Popen) -> str:
+def _exit_text(process: subprocess.Popen) -> str:
     try:
-        code = child.wait(timeout=5)
+        code = process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         return "it still runs"
     return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
 
-def _start_child(setup: Setup, lock_fd: int | None) -> tuple[subprocess.Popen, list[_Lane]]:
-    """A staging child with LANES lanes, sent its setup; it inherits `lock_fd` when given."""
-    ours, its = [], []
-    try:
-        for _ in range(LANES):
-            requests_read, requests_write = os.pipe()
-            answers_read, answers_write = os.pipe()
-            ours += [requests_write, answers_read]
-            its += [requests_read, answers_write]
-        child = subprocess.Popen(
-            [sys.executable, "-m", "datalake.staging_child", *map(str, its)],
-            pass_fds=its + ([] if lock_fd is None else [lock_fd]), stdin=subprocess.DEVNULL,
-            start_new_session=True)  # Ctrl-C is the parent's to handle
-    except BaseException:
-        for fd in ours:
-            os.close(fd)
-        raise
-    finally:
-        for fd in its:
-            os.close(fd)
-    lanes = [_Lane(child, ours[i], ours[i + 1]) for i in range(0, len(ours), 2)]
-    send_message(lanes[0].requests, setup)
-    return child, lanes
-
-
 class ChildStaging:
-    """Stages in child processes; `stage` may be called from LANES threads per child at once."""
+    """Stages in `count` child processes, each request going to the child with the fewest waiting."""
 
-    lanes = LANES
     stores = True
 
     def __init__(self, count: int, lake: Lake, upload_id: str, folder: Path, mode: str, lock_fd: int | None):
-        self._idle: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
-        self._children: list[tuple[subprocess.Popen, list[_Lane]]] = []
+        self._children: list[_Child] = []
         setup = Setup(str(lake.assets), lake.settled_folders(), upload_id, str(folder), mode)
         try:
             for _ in range(count):
-                self._children.append(_start_child(setup, lock_fd))
-                for lane in self._children[-1][1]:
-                    self._idle.put(lane)
+                self._children.append(_Child(setup, lock_fd))
         except BaseException:
             self.close(failed=True)
             raise
 
-    def stage(self, base: str, cells: list[Any]) -> list[Outcome]:
-        lane = self._idle.get()
-        try:
-            return lane.stage(base, cells)
-        finally:
-            self._idle.put(lane)
+    def submit(self, base: str, cells: list[Any]) -> Future:
+        return min(self._children, key=lambda child: len(child.pending)).submit(base, cells)
 
     def close(self, failed: bool = False) -> None:
         """End the children: at once when the upload failed, else once they have answered."""
-        for child, lanes in self._children:
+        for child in self._children:
             if failed:
-                child.kill()
-            for lane in lanes:
-                os.close(lane.requests)
-        for child, lanes in self._children:  # they end side by side
-            child.wait()
-            for lane in lanes:
-                os.close(lane.answers)
+                child.process.kill()
+            os.close(child.requests)
+        for child in self._children:  # they end side by side
+            child.end()
 
 
 def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int, workers: int,
                  lock_fd: int | None) -> ExistingAssets | LocalStaging | ChildStaging:
     """Staging for an upload of `rows` rows whose asset cells are of `mode` ("file", "image" or
-    "hash"); child processes inherit `lock_fd`, the upload's lock, when given."""
+    "hash"), with `workers` threads or processes; child processes inherit `lock_fd`, the
+    upload's lock, when given."""
     if mode == "hash":
         return ExistingAssets(lake)
     if rows < PROCESS_MIN_ROWS:
-        return LocalStaging(lake, upload_id, folder, mode)
+        return LocalStaging(lake, upload_id, folder, mode, workers)
     return ChildStaging(workers, lake, upload_id, folder, mode, lock_fd)
-

@@ -1,9 +1,8 @@
 """A staging child process, and the messages it exchanges with its parent over pipes.
 
-A child is `python -m datalake.staging_child FD...`. The file descriptors come in pairs, one pair
-per lane: the child reads requests (a base folder and a list of asset cells) from a lane's first
-pipe and answers each with the cells' outcomes on its second. The first message on the first lane
-is its `Setup`. It ends when all its request pipes have closed.
+A child is `python -m datalake.staging_child REQUESTS_FD ANSWERS_FD`. It reads its `Setup`, then
+requests (a base folder and a list of asset cells) from the first pipe, and answers each, in
+order, with the cells' outcomes on the second. It ends when the request pipe closes.
 
 A child starts for every large upload, so this module imports only what staging needs: a message
 is a length header and a pickle, read and written with plain system calls.
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import select
 import struct
 import sys
 from typing import Any, NamedTuple
@@ -55,28 +53,24 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def serve(lanes: list[tuple[int, int]]) -> None:
-    """Read the setup, then answer the requests of every lane until all have closed (or the parent is gone)."""
+def serve(requests: int, answers: int) -> None:
+    """Read the setup, then answer requests until the request pipe closes (or the parent is gone)."""
     try:
-        setup = receive_message(lanes[0][0])
+        setup = receive_message(requests)
     except EOFError:
         return
     stager = AssetStager(AssetStore(setup.assets_root, setup.settled), setup.upload_id, setup.folder)
-    answers_for = dict(lanes)
     try:
-        while answers_for:
-            readable, _, _ = select.select(list(answers_for), [], [])
-            for requests in readable:
-                try:
-                    base, cells = receive_message(requests)
-                except EOFError:
-                    del answers_for[requests]
-                    continue
-                try:
-                    answer = stager.stage(cells, base, setup.mode)
-                except Exception as exc:  # e.g. a full disk: raised in the parent, as when staging there
-                    answer = exc
-                send_message(answers_for[requests], answer)
+        while True:
+            try:
+                base, cells = receive_message(requests)
+            except EOFError:
+                return
+            try:
+                answer = stager.stage(cells, base, setup.mode)
+            except Exception as exc:  # e.g. a full disk: raised in the parent, as when staging there
+                answer = exc
+            send_message(answers, answer)
     except BrokenPipeError:
         return
     finally:
@@ -84,5 +78,4 @@ def serve(lanes: list[tuple[int, int]]) -> None:
 
 
 if __name__ == "__main__":
-    pipes = [int(fd) for fd in sys.argv[1:]]
-    serve(list(zip(pipes[::2], pipes[1::2])))
+    serve(int(sys.argv[1]), int(sys.argv[2]))
