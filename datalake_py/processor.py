@@ -44,6 +44,8 @@ class DatalakeProcessor:
     def __init__(self, base_path: str | Path, num_proc: int | None = None):
         self.lake = Lake(base_path).require()
         self.num_proc = num_proc or resolve().num_proc
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._db_lock = threading.Lock()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -146,7 +148,7 @@ class DatalakeProcessor:
 
     def _process_or_fail(self, upload_id: str, folder: Path) -> dict[str, Any]:
         try:
-            return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder)}
+            return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder, self._connect)}
         except Exception as exc:  # any failure parks the upload in failed/ with its reason
             message = str(exc) if isinstance(exc, DatalakeError) else f"{type(exc).__name__}: {exc}"
             partition = _partition_text(folder)
@@ -158,6 +160,14 @@ class DatalakeProcessor:
             })
             folder.rename(self.lake.upload_dir("failed", upload_id))
             return {"upload_id": upload_id, "status": "failed", "partition": partition, "error": message}
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the processor's DuckDB, made on first use and shared by all
+        uploads (making one takes about 10 ms); temporary tables are private to each connection."""
+        with self._db_lock:
+            if self._db is None:
+                self._db = duckdb.connect()
+            return self._db.cursor()
 
     # -- housekeeping --------------------------------------------------------------------------
 
@@ -190,9 +200,10 @@ def _partition_text(folder: Path) -> str | None:
     return None
 
 
-def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
+def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyConnection]) -> dict[str, Any]:
     """Land one claimed upload: name its assets in the store, then write its deduplicated rows as its
-    part (so no reader sees a row before its asset), then its ledger entries."""
+    part (so no reader sees a row before its asset), then its ledger entries. `connect` gives a
+    DuckDB connection for this upload alone."""
     manifest = read_json(folder / MANIFEST_FILE)
     upload_id = manifest["upload_id"]
     partition = manifest_partition(manifest)
@@ -207,7 +218,8 @@ def land_upload(lake: Lake, folder: Path) -> dict[str, Any]:
         check_column_types(schema, existing.values(), partition)
         with ThreadPoolExecutor(1) as pool:  # the assets are named while the part is computed
             published = pool.submit(publish_assets, lake, folder, upload_id)
-            counts = _write_part(data, schema, existing, own, ready=published.result)
+            with connect() as con:
+                counts = _write_part(con, data, schema, existing, own, ready=published.result)
             new_assets, new_bytes, left = published.result()
         counts.update(new_assets=new_assets, new_bytes=new_bytes)
         if overwrite:
@@ -250,44 +262,40 @@ def check_column_types(data: pa.Schema, parts: Iterable[pa.Schema], partition: P
             )
 
 
-def _write_part(data: Path, schema: pa.Schema, others: dict[Path, pa.Schema], target: Path,
-                ready: Callable[[], Any]) -> dict[str, int]:
+def _write_part(con: duckdb.DuckDBPyConnection, data: Path, schema: pa.Schema, others: dict[Path, pa.Schema],
+                target: Path, ready: Callable[[], Any]) -> dict[str, int]:
     """Write the upload's rows (`data`, of `schema`) that are not already in the partition's parts
     (`others`, with their schemas), nor repeated, to `target`; `ready` returns once the rows may
     be seen (their assets named), just before the part takes its name."""
-    con = duckdb.connect()
-    try:
-        con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
-                    {"f": str(data)})
-        new_cols = [c for c in schema.names if c not in LINEAGE_COLUMNS]
-        keys = ", ".join(quote(c) for c in new_cols)
-        query = f"SELECT * FROM new_rows QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY file_row_number) = 1"
-        params: dict[str, Any] = {}
-        if others:
-            old_cols = {n for s in others.values() for n in s.names} - set(LINEAGE_COLUMNS)
-            conds = [f"n.{quote(c)} IS NOT DISTINCT FROM " + (f"e.{quote(c)}" if c in old_cols else "NULL")
-                     for c in new_cols]
-            conds += [f"e.{quote(c)} IS NULL" for c in sorted(old_cols - set(new_cols))]
-            query = (f"SELECT n.* FROM ({query}) n ANTI JOIN read_parquet($parts, union_by_name=true) e "
-                     f"ON {' AND '.join(conds)}")
-            params["parts"] = [str(p) for p in others]
-        con.execute(f"CREATE TEMP TABLE kept AS SELECT * EXCLUDE (file_row_number) FROM ({query}) "
-                    "ORDER BY file_row_number", params)
-        rows_in = con.sql("SELECT count(*) FROM new_rows").fetchall()[0][0]
-        written = con.sql("SELECT count(*) FROM kept").fetchall()[0][0]
-        distinct_assets = (con.sql("SELECT count(DISTINCT hash) FROM new_rows").fetchall()[0][0]
-                           if "hash" in new_cols else 0)
-        if written:
-            reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
-            with atomic_path(target) as tmp:
-                with pq.ParquetWriter(tmp, schema) as writer:
-                    for batch in reader:
-                        writer.write_batch(batch.cast(schema))
-                ready()
-        else:
-            target.unlink(missing_ok=True)
-    finally:
-        con.close()
+    con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
+                {"f": str(data)})
+    new_cols = [c for c in schema.names if c not in LINEAGE_COLUMNS]
+    keys = ", ".join(quote(c) for c in new_cols)
+    query = f"SELECT * FROM new_rows QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY file_row_number) = 1"
+    params: dict[str, Any] = {}
+    if others:
+        old_cols = {n for s in others.values() for n in s.names} - set(LINEAGE_COLUMNS)
+        conds = [f"n.{quote(c)} IS NOT DISTINCT FROM " + (f"e.{quote(c)}" if c in old_cols else "NULL")
+                 for c in new_cols]
+        conds += [f"e.{quote(c)} IS NULL" for c in sorted(old_cols - set(new_cols))]
+        query = (f"SELECT n.* FROM ({query}) n ANTI JOIN read_parquet($parts, union_by_name=true) e "
+                 f"ON {' AND '.join(conds)}")
+        params["parts"] = [str(p) for p in others]
+    con.execute(f"CREATE TEMP TABLE kept AS SELECT * EXCLUDE (file_row_number) FROM ({query}) "
+                "ORDER BY file_row_number", params)
+    rows_in = con.sql("SELECT count(*) FROM new_rows").fetchall()[0][0]
+    written = con.sql("SELECT count(*) FROM kept").fetchall()[0][0]
+    distinct_assets = (con.sql("SELECT count(DISTINCT hash) FROM new_rows").fetchall()[0][0]
+                       if "hash" in new_cols else 0)
+    if written:
+        reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
+        with atomic_path(target) as tmp:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch.cast(schema))
+            ready()
+    else:
+        target.unlink(missing_ok=True)
     return {"rows_in": rows_in, "rows_written": written, "duplicate_rows": rows_in - written,
             "distinct_assets": distinct_assets}
 

@@ -419,7 +419,7 @@ KILLS = {
     "after-4-uploads": (1, [("landed", 4, 0.06)]),
     "after-8-uploads": (1, [("landed", 8, 0.0)]),
     "two-workers-after-3-uploads": (2, [("landed", 3, 0.02)]),
-    "three-kills-in-a-row": (1, [("start", 0.1), ("landed", 2, 0.02), ("landed", 2, 0.05)]),
+    "three-kills-in-a-row": (1, [("landed", 1, 0.01), ("landed", 2, 0.0), ("landed", 2, 0.01)]),
     "assets-half-stored": (1, [("assets-half-stored", 0.0)]),
     "part-landed-upload-unfinished": (1, [("part-landed", 0.0)]),
 }
