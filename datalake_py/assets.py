@@ -141,6 +141,10 @@ class AssetStore:
         """The relative path of the stored asset with this digest, or None."""
         return self._listing(digest)[0].get(digest)
 
+    def has_folder(self, shard: str) -> bool:
+        """Whether the store folder `ab/cd` was found when it was listed (store folders stay)."""
+        return self._listings.get(shard, NO_LISTING) is not NO_LISTING
+
     def staged_copy(self, digest: str) -> str | None:
         """The path of a copy of this asset that a settled upload staged, or None."""
         folder = f"{self.root}/{digest[0:2]}/{digest[2:4]}"
@@ -159,7 +163,8 @@ class AssetStore:
             try:
                 names = os.listdir(f"{self.root}/{shard}")
             except FileNotFoundError:
-                names = []
+                self._listings[shard] = NO_LISTING
+                return NO_LISTING
             stored: dict[str, str] = {}
             staged: dict[str, list[str]] = {}
             for name in names:
@@ -295,7 +300,8 @@ class AssetStager:
         for relpath in relpaths:
             shard = relpath.rpartition("/")[0]
             if shard not in self._dirs:
-                _make_folder(f"{self.root}/{shard}")
+                if not self.store.has_folder(shard):
+                    _make_folder(f"{self.root}/{shard}")
                 self._dirs.add(shard)
         return [staged_asset_path(self.root, relpath, self.upload_id) for relpath in relpaths]
 
