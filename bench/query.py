@@ -42,7 +42,6 @@ import pandas as pd
 
 from machine import others_cpu_s
 from datalake import DatalakeClient
-from datalake.errors import ConflictError
 from datalake.schema import add_provider, load_schema
 
 LAKE_VERSION = 1  # bump when the generated lake changes, so cached lakes are rebuilt

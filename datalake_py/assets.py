@@ -12,7 +12,6 @@ import io
 import os
 import re
 import struct
-import threading
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -195,7 +194,8 @@ class AssetStager:
     name, so processing names it with a rename in the same folder that never replaces. Each one
     is listed in the upload's journal (`assets.journal`: relative path and size per line) before
     it is created, so whatever a failed or killed upload wrote can be removed
-    (`discard_staged_assets`).
+    (`discard_staged_assets`). One thread stages through a stager; the children of one upload
+    have a stager each.
     """
 
     def __init__(self, store: AssetStore, upload_id: str, folder: str | Path):
@@ -205,7 +205,6 @@ class AssetStager:
         self.folder = folder  # the upload's own staging folder
         self.seen: dict[str, AssetInfo] = {}
         self._dirs: set[str] = set()
-        self._lock = threading.Lock()
         self._journal = os.open(os.path.join(folder, JOURNAL_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def close(self) -> None:
@@ -271,10 +270,9 @@ class AssetStager:
 
     def _claim(self, info: AssetInfo) -> bool:
         """True if this is the first time the upload sees this content and the lake lacks it."""
-        with self._lock:
-            if info.digest in self.seen:
-                return False
-            self.seen[info.digest] = info
+        if info.digest in self.seen:
+            return False
+        self.seen[info.digest] = info
         return self.store.find(info.digest) is None
 
     def _write(self, group: list[tuple[AssetInfo, bytes]]) -> None:
@@ -308,7 +306,7 @@ class AssetStager:
     def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then move into the store."""
         hasher = xxhash.xxh3_128()
-        partial = os.path.join(self.folder, f".{os.getpid()}.{threading.get_ident()}.partial")
+        partial = os.path.join(self.folder, f".{os.getpid()}.partial")
         dst = os.open(partial, WRITE_FLAGS, 0o644)
         try:
             head = chunk = os.read(src, CHUNK)

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from .assets import IMAGE_EXTS, AssetInfo, AssetStager, AssetStore, Outcome
+from .assets import IMAGE_EXTS, AssetInfo, AssetStore, Outcome
 from .errors import DatalakeError, ValidationError
 from .lake import Lake, check_hash
 from .staging_child import Setup, receive_message, send_message
@@ -77,9 +77,9 @@ class LocalStaging:
 
     stores = True
 
-    def __init__(self, lake: Lake, upload_id: str, folder: Path, mode: str):
-        self.stager = AssetStager(AssetStore(lake.assets, lake.settled_folders()), upload_id, folder)
-        self.mode = mode
+    def __init__(self, setup: Setup):
+        self.stager = setup.stager()
+        self.mode = setup.mode
         self.pool = ThreadPoolExecutor(1)
 
     def submit(self, base: str, cells: list[Any]) -> Future:
@@ -169,9 +169,8 @@ class ChildStaging:
 
     stores = True
 
-    def __init__(self, count: int, lake: Lake, upload_id: str, folder: Path, mode: str, lock_fd: int | None):
+    def __init__(self, count: int, setup: Setup, lock_fd: int | None):
         self._children: list[_Child] = []
-        setup = Setup(str(lake.assets), lake.settled_folders(), upload_id, str(folder), mode)
         try:
             for _ in range(count):
                 self._children.append(_Child(setup, lock_fd))
@@ -199,6 +198,7 @@ def open_staging(lake: Lake, upload_id: str, folder: Path, mode: str, rows: int,
     lock, when given."""
     if mode == "hash":
         return ExistingAssets(lake)
+    setup = Setup(str(lake.assets), lake.settled_folders(), upload_id, str(folder), mode)
     if rows < PROCESS_MIN_ROWS:
-        return LocalStaging(lake, upload_id, folder, mode)
-    return ChildStaging(workers, lake, upload_id, folder, mode, lock_fd)
+        return LocalStaging(setup)
+    return ChildStaging(workers, setup, lock_fd)

@@ -22,13 +22,16 @@ HEADER = struct.Struct("!Q")
 
 
 class Setup(NamedTuple):
-    """What a child stages for: the store, the settled upload folders, the upload and its asset mode."""
+    """What an upload is staged for: the store, the settled upload folders, the upload and its asset mode."""
 
     assets_root: str
     settled: list[str]
     upload_id: str
     folder: str
     mode: str
+
+    def stager(self) -> AssetStager:
+        return AssetStager(AssetStore(self.assets_root, self.settled), self.upload_id, self.folder)
 
 
 def send_message(fd: int, message: Any) -> None:
@@ -59,7 +62,7 @@ def serve(requests: int, answers: int) -> None:
         setup = receive_message(requests)
     except EOFError:
         return
-    stager = AssetStager(AssetStore(setup.assets_root, setup.settled), setup.upload_id, setup.folder)
+    stager = setup.stager()
     try:
         while True:
             try:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
 from datalake import ConfigError, ConflictError, DatalakeClient, NotFoundError, ValidationError
 from datalake.schema import add_provider, add_task, init_lake, load_schema, remove_provider, remove_task
