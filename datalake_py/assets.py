@@ -39,7 +39,7 @@ class AssetProblem(Exception):
     """One asset that cannot be stored: a corrupt image or a missing file."""
 
 
-class AssetInfo(NamedTuple):  # a tuple: staging children send thousands of them
+class AssetInfo(NamedTuple):
     digest: str
     ext: str
     kind: str  # "image" or "file"
@@ -52,7 +52,19 @@ class AssetInfo(NamedTuple):  # a tuple: staging children send thousands of them
         return asset_relpath(self.digest, self.ext)
 
 
-Outcome = AssetInfo | str | None  # a staged cell: its asset's facts, its problem as text, or empty
+class StagedCells(NamedTuple):
+    """What staging a list of cells gave, as columns, so that an answer from a staging child is a
+    few lists whatever its length (quick to pickle, and no object per cell for the collector).
+
+    For each cell its asset's hash and store path (both None for an empty cell or a problem);
+    the problems as text by cell index; and the facts of each asset met there for the first
+    time by this stager, as plain tuples in the order of `AssetInfo`.
+    """
+
+    digests: list[str | None]
+    paths: list[str | None]
+    problems: dict[int, str]
+    first: list[tuple]
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -203,27 +215,35 @@ class AssetStager:
         self.root = store.root
         self.upload_id = upload_id
         self.folder = folder  # the upload's own staging folder
-        self.seen: dict[str, AssetInfo] = {}
+        self.seen: set[str] = set()  # hashes of the assets met so far
+        self._first: list[tuple] = []  # facts of the assets first met in the current call
         self._dirs: set[str] = set()
         self._journal = os.open(os.path.join(folder, JOURNAL_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def close(self) -> None:
         os.close(self._journal)
 
-    def stage(self, cells: list[Any], base: str, mode: str) -> list[Outcome]:
-        """Stage cells of an asset column: for each, its facts, None for an empty cell, or the
-        problem as text. `mode` is "file" (a path, relative to `base`) or "image" (bytes or an HF
-        Image struct). New assets are journalled a group at a time, before the group's files."""
-        outcomes: list[Outcome] = []
+    def stage(self, cells: list[Any], base: str, mode: str) -> StagedCells:
+        """Stage cells of an asset column. `mode` is "file" (a path, relative to `base`) or "image"
+        (bytes or an HF Image struct). New assets are journalled a group at a time, before the
+        group's files."""
+        digests: list[str | None] = []
+        paths: list[str | None] = []
+        problems: dict[int, str] = {}
         group: list[tuple[AssetInfo, bytes]] = []
         held = 0
-        for cell in cells:
+        for index, cell in enumerate(cells):
             try:
                 info, data = self._read(cell, base, mode)
             except AssetProblem as exc:
-                outcomes.append(str(exc))
+                problems[index] = str(exc)
+                info, data = None, None
+            if info is None:
+                digests.append(None)
+                paths.append(None)
                 continue
-            outcomes.append(info)
+            digests.append(info.digest)
+            paths.append(info.relpath)
             if data is not None:
                 group.append((info, data))
                 held += len(data)
@@ -231,7 +251,8 @@ class AssetStager:
                     self._write(group)
                     group, held = [], 0
         self._write(group)
-        return outcomes
+        first, self._first = self._first, []
+        return StagedCells(digests, paths, problems, first)
 
     def _read(self, cell: Any, base: str, mode: str) -> tuple[AssetInfo | None, bytes | None]:
         """A cell's asset facts, and its bytes when they are new to the upload and the lake."""
@@ -269,10 +290,11 @@ class AssetStager:
         return self._from_bytes(data, os.path.basename(path), must_be_image)
 
     def _claim(self, info: AssetInfo) -> bool:
-        """True if this is the first time the upload sees this content and the lake lacks it."""
+        """True if this stager meets this content for the first time and the lake lacks it."""
         if info.digest in self.seen:
             return False
-        self.seen[info.digest] = info
+        self.seen.add(info.digest)
+        self._first.append(tuple(info))
         return self.store.find(info.digest) is None
 
     def _write(self, group: list[tuple[AssetInfo, bytes]]) -> None:

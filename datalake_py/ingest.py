@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .assets import AssetInfo, asset_relpath, discard_staged_assets
+from .assets import asset_relpath, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
@@ -151,7 +151,7 @@ class BatchConverter:
             self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
                                         lock_fd)
         self.problems = Problems()
-        self.seen: dict[str, AssetInfo] = {}  # every asset the upload carries, by hash
+        self.seen: dict[str, tuple] = {}  # the facts of every asset the upload carries, by hash
         self.kinds: set[str] = set()
         self.rows = 0
         dropped = set(PARTITION_COLUMNS) | set(LINEAGE_COLUMNS) | set(request.meta) | set(ASSET_COLUMNS)
@@ -195,23 +195,18 @@ class BatchConverter:
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _gather(self, pending: PendingBatch) -> tuple[list, list]:
-        hashes, paths = [], []
-        offset = pending.first_row
+        hashes: list[str | None] = []
+        paths: list[str | None] = []
         for future in pending.futures:
-            for outcome in future.result():
-                if isinstance(outcome, str):
-                    self.problems.add(offset, outcome)
-                    outcome = None
-                if outcome is None:
-                    hashes.append(None)
-                    paths.append(None)
-                else:
-                    self.kinds.add(outcome.kind)
-                    if self.staging.stores:
-                        self.seen.setdefault(outcome.digest, outcome)
-                    hashes.append(outcome.digest)
-                    paths.append(outcome.relpath)
-                offset += 1
+            staged = future.result()
+            for index, problem in staged.problems.items():
+                self.problems.add(pending.first_row + len(hashes) + index, problem)
+            hashes += staged.digests
+            paths += staged.paths
+            for facts in staged.first:  # in the order of AssetInfo: digest, ext, kind, ...
+                self.kinds.add(facts[2])
+                if self.staging.stores:
+                    self.seen.setdefault(facts[0], facts)
         return hashes, paths
 
     def raw_variant(self) -> str:

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from .assets import IMAGE_EXTS, AssetInfo, AssetStore, Outcome
+from .assets import IMAGE_EXTS, AssetStore, StagedCells
 from .errors import DatalakeError, ValidationError
 from .lake import Lake, check_hash
 from .staging_child import Setup, receive_message, send_message
@@ -41,20 +41,29 @@ class ExistingAssets:
         self.store = AssetStore(lake.assets)
 
     def submit(self, base: str, cells: list[Any]) -> Future:
-        return _done(lambda: [self._existing(cell) for cell in cells])
+        return _done(lambda: self._existing(cells))
 
-    def _existing(self, digest: Any) -> Outcome:
-        if digest is None:
-            return None
-        try:
-            relpath = self.store.find(check_hash(digest))
-        except ValidationError as exc:
-            return str(exc)
+    def _existing(self, cells: list[Any]) -> StagedCells:
+        found = StagedCells([], [], {}, [])
+        for index, digest in enumerate(cells):
+            try:
+                relpath = None if digest is None else self._find(digest)
+            except ValidationError as exc:
+                found.problems[index] = str(exc)
+                relpath = None
+            found.digests.append(digest if relpath else None)
+            found.paths.append(relpath)
+            if relpath:
+                ext = relpath.rsplit(".", 1)[1]
+                found.first.append((digest, ext, "image" if ext in IMAGE_EXTS else "file", 0))
+        return found
+
+    def _find(self, digest: Any) -> str:
+        relpath = self.store.find(check_hash(digest))
         if relpath is None:
-            return (f"hash {digest} is not in the lake's asset store; upload the data that carries it first, "
-                    "or give the asset bytes instead of a hash")
-        ext = relpath.rsplit(".", 1)[1]
-        return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
+            raise ValidationError(f"hash {digest} is not in the lake's asset store; upload the data that carries "
+                                  "it first, or give the asset bytes instead of a hash")
+        return relpath
 
     def close(self, failed: bool = False) -> None:
         pass
