@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import xxhash
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from .assets import IMAGE_EXTS
 from .errors import ConflictError, DatalakeError, ValidationError
 from .fs import atomic_path, temp_path_for
 from .lake import Lake
+from .progress import progress
 from .validation import asset_file
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class _Assets:
     def __iter__(self) -> Iterator[tuple[int, list[str | None], list[bytes | None]]]:
         """(first row, absolute paths, image bytes) per batch of rows."""
         locate = partial(_locate, self.lake, self.read_images)
-        with tqdm(total=len(self.hashes), desc="export", unit="row", disable=None, leave=False) as bar:
+        with progress(total=len(self.hashes), desc="export", unit="row") as bar:
             for start in range(0, len(self.hashes), self.batch):
                 keys = list(zip(self.hashes[start:start + self.batch], self.relpaths[start:start + self.batch]))
                 # rows sharing an asset read it once; reading in this thread beats a pool on 2 cores

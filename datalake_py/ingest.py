@@ -19,12 +19,12 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from .assets import asset_relpath, discard_staged_assets
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
+from .progress import progress
 from .schema import load_schema
 from .sources import Source, json_column, open_source
 from .staging import open_staging
@@ -260,7 +260,7 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
     writer = None
     failed = True
     try:
-        with tqdm(desc=f"read {source.description[:40]}", unit="row", disable=None, leave=False) as bar:
+        with progress(desc=f"read {source.description[:40]}", unit="row") as bar:
             for pending in _started_batches(converter, source):
                 out = converter.finish(pending)
                 if converter.problems.count == 0:

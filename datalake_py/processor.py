@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from .assets import staged_asset_path, staged_assets
 from .config import resolve
@@ -33,6 +32,7 @@ from .errors import ConflictError, DatalakeError, NotFoundError
 from .fs import atomic_path, file_lock, read_json, rename_noreplace, write_json_atomic
 from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, discard_upload
 from .lake import Lake, Partition, utc_now
+from .progress import progress
 
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
                  "source", "description")
@@ -103,7 +103,7 @@ class DatalakeProcessor:
         if not groups:
             return []
         total = sum(len(ids) for ids in groups.values())
-        with tqdm(total=total, desc="process", unit="upload", disable=None, leave=False) as bar, \
+        with progress(total=total, desc="process", unit="upload") as bar, \
                 ThreadPoolExecutor(max(1, min(self.num_proc, len(groups)))) as pool:
             def run_group(ids: list[str]) -> list[dict[str, Any]]:
                 done = []

@@ -97,8 +97,9 @@ def _from_parquet_files(files: list[Path], description: str) -> Source:
             reader = pq.ParquetFile(f, buffer_size=READ_BUFFER, pre_buffer=False)
             groups = [reader.metadata.row_group(i) for i in range(reader.metadata.num_row_groups)]
             rows = _batch_rows(sum(g.total_byte_size for g in groups), sum(g.num_rows for g in groups))
+            base = f.parent.resolve()
             for batch in reader.iter_batches(batch_size=rows):
-                yield _conform(batch, schema), f.parent.resolve()
+                yield _conform(batch, schema), base
 
     return Source(description, schema, num_rows, batches)
 

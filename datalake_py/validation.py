@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 import xxhash
-from tqdm.auto import tqdm
 
 from . import db
 from .assets import CHUNK, asset_relpath
 from .errors import DatalakeError, ValidationError
 from .lake import Lake
+from .progress import progress
 
 ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100
@@ -93,7 +93,7 @@ def validate_assets(lake: Lake, rows: pd.DataFrame | None = None, sample_percent
     found: dict[str, list[str]] = {"missing": [], "mismatched": []}
     counts = {"missing": 0, "mismatched": 0}
     with ThreadPoolExecutor(READERS) as pool, \
-            tqdm(total=size, desc="validate", unit="asset", disable=None, leave=False) as bar:
+            progress(total=size, desc="validate", unit="asset") as bar:
         for start in range(0, size, BATCH):
             batch = chosen[start:start + BATCH]
             for (digest, relpath), outcome in zip(batch, pool.map(lambda a: _check(lake, *a, deep), batch)):

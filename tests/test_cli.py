@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -183,6 +184,32 @@ def test_guided_upload_asks_for_what_is_missing_in_a_terminal(lake, data):
     assert "-> huggingface/guided/ocr/v1" in out
     manifest = json.loads(next((lake / "staging" / "pending").glob("*/manifest.json")).read_text())
     assert manifest["meta"] == {"lang": "ko", "src": "real"} and manifest["uploaded_by"] == "dana"
+
+
+def test_progress_bars_are_drawn_on_a_terminal_only(lake, data):
+    """stderr on a real pseudo-terminal shows the upload's and the processing's bars; piped, it stays empty."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {**os.environ, "DATALAKE_HOME": str(lake), "TERM": "xterm"}
+    upload = [sys.executable, "-m", "datalake", "upload", str(data), "-p", "huggingface", "-d", "bars"]
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows of 100 columns
+    for command in (upload, [sys.executable, "-m", "datalake", "process", "start"]):
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env)
+        assert done.returncode == 0
+    os.close(slave)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO once the other side is closed and all is read
+        while chunk := os.read(master, 65536):
+            drawn += chunk
+    os.close(master)
+    assert b"read parquet file" in drawn and b"row/s" in drawn
+    assert b"process:" in drawn and b"/1 [" in drawn and b"upload/s" in drawn
+    piped = subprocess.run(upload[:-1] + ["bars2"], capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    assert piped.returncode == 0 and piped.stderr == b""
 
 
 def test_db_search_query_download(lake, data, tmp_path):
