@@ -82,3 +82,4 @@ def serve(requests: int, answers: int) -> None:
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]), int(sys.argv[2]))
+    os._exit(0)  # all is written with plain system calls: the interpreter's teardown would only delay the upload
