@@ -437,6 +437,10 @@ def print_figures(workload: Workload, cp_times: list[float], floor_times: list[f
     else:
         verdict = "ok" if ratio <= AIM_RATIO else "within target" if ratio <= TARGET_RATIO else "OVER TARGET"
         print(f"target: upload + process within {TARGET_RATIO}x cp -r (aim {AIM_RATIO}x): {ratio:.2f}x, {verdict}")
+        if floor_times:
+            over = sum(floor > TARGET_RATIO * cp for floor, cp in zip(floor_times, cp_times))
+            print(f"  the contract's file work alone (floor) took more than {TARGET_RATIO}x cp -r in {over} of "
+                  f"{len(floor_times)} run(s)")
 
 
 def main() -> None:
@@ -476,7 +480,7 @@ def main() -> None:
                 floor_times.append(time_floor(workload.image_dir, runs_dir / f"floor-{n}", runs[-1]["num_proc"]))
             other = others_cpu_s() - other
             r = runs[-1]
-            floor = f"floor {floor_times[-1]:.2f} s; " if floor_times else ""
+            floor = f"floor {floor_times[-1]:.2f} s ({floor_times[-1] / cp_times[-1]:.2f}x); " if floor_times else ""
             print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; {floor}upload {r['upload_s']:.2f} s + process "
                   f"{r['process_s']:.2f} s ({(r['upload_s'] + r['process_s']) / cp_times[-1]:.2f}x cp -r); "
                   f"peak RSS {r['peak_rss_kb'] / 1024:.0f} MB "

@@ -7,8 +7,9 @@ calls, which on two cores made two threads slower than one; child processes each
 so their file-system work truly overlaps (`bench/ingest.py` shows the figures).
 
 Every kind of staging takes requests with `submit(base, cells)` and answers each with a future of
-the cells' outcomes. Requests to a child (see `staging_child`) queue up in its pipe, so it never
-waits for the parent between them; one thread per child reads its answers, which come in order.
+the cells' outcomes, as columns (`StagedCells`). Requests to a child (see `staging_child`) queue
+up in its pipe, so it never waits for the parent between them; one thread per child reads its
+answers, which come in order.
 A child inherits the upload's lock, so a processor cleaning up after a killed uploader waits for
 its children too.
 """
@@ -35,7 +36,7 @@ PROCESS_MIN_ROWS = 1024  # smaller uploads stage in this process: starting child
 class ExistingAssets:
     """Looks up assets a task upload names by hash; nothing is stored."""
 
-    stores = False  # whether outcomes are assets of the upload (with their facts)
+    stores = False  # whether the assets found are the upload's own (with their facts)
 
     def __init__(self, lake: Lake):
         self.store = AssetStore(lake.assets)
