@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .assets import asset_relpath, discard_staged_assets
+from .collector import collector_paused
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
 from .lake import RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
@@ -225,6 +226,7 @@ class BatchConverter:
         return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ASSET_FACTS)], schema=ASSET_FACTS)
 
 
+@collector_paused()  # thousands of short-lived objects per batch
 def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc: int = 1) -> dict[str, Any]:
     """Validate and stage one upload; returns its manifest. On any error nothing is left in the lake."""
     request.validate(lake)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .assets import staged_asset_path, staged_assets
+from .collector import collector_paused
 from .config import resolve
 from .db import quote
 from .errors import ConflictError, DatalakeError, NotFoundError
@@ -49,6 +50,7 @@ class DatalakeProcessor:
 
     # -- public --------------------------------------------------------------------------------
 
+    @collector_paused()
     def process_all_pending(self, stop: threading.Event | None = None) -> dict[str, Any]:
         """Process what is pending (and whatever a dead processor left); the per-upload summary.
 

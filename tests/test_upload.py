@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,8 +20,12 @@ import xxhash
 from PIL import Image
 
 from conftest import catalog_rows, image_bytes, lake_files, process
+import datalake.collector
 from datalake import DatalakeClient, DatalakeError, NotFoundError, ValidationError
 from datalake.assets import WHOLE_READ_LIMIT
+from datalake.collector import collector_paused
+from datalake.ingest import UploadRequest, stage_upload
+from datalake.processor import DatalakeProcessor
 from datalake.staging import PROCESS_MIN_ROWS
 
 OCR_META = {"lang": "ko", "src": "real"}
@@ -265,6 +271,72 @@ def test_a_large_upload_reports_its_bad_rows_and_leaves_no_trace(client, tmp_pat
     refused(client, rf"2 row\(s\) of .* cannot be uploaded[\s\S]*row 3: image header is not readable "
                     rf"\('broken.png'\)[\s\S]*row {PROCESS_MIN_ROWS + 5}: file not found: .*gone.png",
             lambda: client.upload_raw(source, provider="test", dataset="d"))
+
+
+@pytest.fixture
+def collections_in_datalake():
+    """The cyclic collector set to run at every allocation; yields the generations it collects
+    while code of the datalake package runs (but for the pause itself, before it takes effect)."""
+    package = os.path.dirname(datalake.__file__)
+    pause = datalake.collector.__file__
+    collected: list[int] = []
+
+    def note(phase: str, info: dict) -> None:
+        frame = sys._getframe(1)
+        while phase == "start" and frame is not None:
+            if frame.f_code.co_filename.startswith(package) and frame.f_code.co_filename != pause:
+                collected.append(info["generation"])
+                return
+            frame = frame.f_back
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1, 1, 1)
+    gc.callbacks.append(note)
+    yield collected
+    gc.callbacks.remove(note)
+    gc.set_threshold(*thresholds)
+
+
+def test_uploading_and_processing_pause_the_cyclic_collector(client, tmp_path, collections_in_datalake):
+    pq.write_table(hf_image_table(40), tmp_path / "data.parquet")
+    request = UploadRequest(provider="test", dataset="d", user="alice")
+    processor = DatalakeProcessor(client.base_path)
+    assert collections_in_datalake, "the collector runs in datalake code that is not bulk work"
+    collections_in_datalake.clear()
+    stage_upload(client.lake, tmp_path / "data.parquet", request)
+    result = processor.process_all_pending()
+    assert (collections_in_datalake, result["processed"]) == ([], 1)
+    bad = UploadRequest(provider="nosuch", dataset="d")
+    with pytest.raises(ValidationError):
+        stage_upload(client.lake, tmp_path / "data.parquet", bad)
+    assert gc.isenabled()
+
+
+def test_the_collector_comes_back_when_the_last_paused_block_ends():
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with collector_paused():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(10)
+    with collector_paused():
+        second_in.set()
+        first_out.wait(10)
+        assert not gc.isenabled(), "the first block ended while the second runs"
+    thread.join()
+    assert gc.isenabled()
+    gc.disable()  # a collector switched off by the user stays off
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def staging_children() -> list[int]:
