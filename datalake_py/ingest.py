@@ -152,7 +152,8 @@ class BatchConverter:
             self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
                                         lock_fd)
         self.problems = Problems()
-        self.seen: dict[str, tuple] = {}  # the facts of every asset the upload carries, by hash
+        self.seen: set[str] = set()  # the hashes of every asset the upload carries
+        self.new_facts: list[tuple] = []  # facts of the assets first met since `facts_batch`
         self.kinds: set[str] = set()
         self.rows = 0
         dropped = set(PARTITION_COLUMNS) | set(LINEAGE_COLUMNS) | set(request.meta) | set(ASSET_COLUMNS)
@@ -206,8 +207,9 @@ class BatchConverter:
             paths += staged.paths
             for facts in staged.first:  # in the order of AssetInfo: digest, ext, kind, ...
                 self.kinds.add(facts[2])
-                if self.staging.stores:
-                    self.seen.setdefault(facts[0], facts)
+                if self.staging.stores and facts[0] not in self.seen:
+                    self.seen.add(facts[0])
+                    self.new_facts.append(facts)
         return hashes, paths
 
     def raw_variant(self) -> str:
@@ -219,11 +221,14 @@ class BatchConverter:
             return "files"
         return "mixed" if self.kinds else "text"
 
-    def asset_facts(self) -> pa.Table:
-        digests, exts, kinds, sizes, widths, heights = zip(*self.seen.values()) if self.seen else ([],) * 6
+    def facts_batch(self) -> pa.RecordBatch:
+        """The facts of the assets first met since the last call (ASSET_FACTS)."""
+        digests, exts, kinds, sizes, widths, heights = zip(*self.new_facts) if self.new_facts else ([],) * 6
+        self.new_facts = []
         paths = [asset_relpath(digest, ext) for digest, ext in zip(digests, exts)]
         columns = [digests, paths, kinds, exts, sizes, widths, heights]
-        return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ASSET_FACTS)], schema=ASSET_FACTS)
+        return pa.RecordBatch.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ASSET_FACTS)],
+                                          schema=ASSET_FACTS)
 
 
 @collector_paused()  # thousands of short-lived objects per batch
@@ -260,6 +265,7 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
     or no rows. Staging child processes inherit `lock_fd` (the upload's lock) when given."""
     converter = BatchConverter(lake, request, upload_id, source, folder, num_proc, lock_fd)
     writer = None
+    facts = pq.ParquetWriter(folder / ASSETS_FILE, ASSET_FACTS)
     failed = True
     try:
         with progress(desc=f"read {source.description[:40]}", unit="row") as bar:
@@ -269,16 +275,18 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
                     if writer is None:
                         writer = pq.ParquetWriter(folder / DATA_FILE, out.schema)
                     writer.write_batch(out.cast(writer.schema) if out.schema != writer.schema else out)
+                    if converter.new_facts:
+                        facts.write_batch(converter.facts_batch())
                 bar.update(pending.num_rows)
         failed = False
     finally:
         converter.close(failed)
+        facts.close()
         if writer is not None:
             writer.close()
     converter.problems.raise_if_any(source.description)
     if converter.rows == 0:
         raise ValidationError(f"{source.description} holds no rows; there is nothing to upload")
-    pq.write_table(converter.asset_facts(), folder / ASSETS_FILE)
     return converter
 
 
