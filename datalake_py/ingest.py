@@ -264,10 +264,10 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
     journalled in `folder`), their facts to assets.parquet. Raises ValidationError for problem rows
     or no rows. Staging child processes inherit `lock_fd` (the upload's lock) when given."""
     converter = BatchConverter(lake, request, upload_id, source, folder, num_proc, lock_fd)
-    writer = None
-    facts = pq.ParquetWriter(folder / ASSETS_FILE, ASSET_FACTS)
+    writer = facts = None
     failed = True
     try:
+        facts = pq.ParquetWriter(folder / ASSETS_FILE, ASSET_FACTS)
         with progress(desc=f"read {source.description[:40]}", unit="row") as bar:
             for pending in _started_batches(converter, source):
                 out = converter.finish(pending)
@@ -281,9 +281,9 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
         failed = False
     finally:
         converter.close(failed)
-        facts.close()
-        if writer is not None:
-            writer.close()
+        for open_writer in (facts, writer):
+            if open_writer is not None:
+                open_writer.close()
     converter.problems.raise_if_any(source.description)
     if converter.rows == 0:
         raise ValidationError(f"{source.description} holds no rows; there is nothing to upload")
