@@ -222,8 +222,8 @@ class BatchConverter:
         return "mixed" if self.kinds else "text"
 
     def facts_batch(self) -> pa.RecordBatch:
-        """The facts of the assets first met since the last call (ASSET_FACTS)."""
-        digests, exts, kinds, sizes, widths, heights = zip(*self.new_facts) if self.new_facts else ([],) * 6
+        """The facts of the assets first met since the last call (ASSET_FACTS); there must be some."""
+        digests, exts, kinds, sizes, widths, heights = zip(*self.new_facts)
         self.new_facts = []
         paths = [asset_relpath(digest, ext) for digest, ext in zip(digests, exts)]
         columns = [digests, paths, kinds, exts, sizes, widths, heights]
