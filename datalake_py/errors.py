@@ -1,5 +1,12 @@
 """Errors raised by datalake. Every one is a DatalakeError with a message a user can act on."""
 
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from typing import Iterator
+
 
 class DatalakeError(Exception):
     """Base class of every error datalake raises on purpose."""
@@ -33,5 +40,49 @@ class AuthError(DatalakeError):
     status = 401
 
 
+class StorageError(DatalakeError):
+    """The disk refused the work (full, read-only, failing): nothing was lost; run again once it is fixed."""
+
+    status = 507
+
+
 ERRORS_BY_NAME = {cls.__name__: cls for cls in (DatalakeError, ValidationError, ConfigError, NotFoundError,
-                                                ConflictError, AuthError)}
+                                                ConflictError, AuthError, StorageError)}
+
+STORAGE_ERRNOS = {
+    errno.ENOSPC: ("no space left on the device", "free some space"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or raise the quota"),
+    errno.EROFS: ("the file system is read-only", "mount it writable"),
+    errno.EIO: ("the disk reported an I/O error", "check the disk"),
+}
+
+
+def storage_problem(exc: BaseException) -> tuple[str, str] | None:
+    """(what happened, what to do) when `exc` is a disk failure that goes away once fixed, else None.
+
+    pyarrow and DuckDB report such failures as their own errors, with the errno only in the text.
+    """
+    code = getattr(exc, "errno", None)
+    if code in STORAGE_ERRNOS:
+        return STORAGE_ERRNOS[code]
+    text = str(exc).lower()
+    for code, problem in STORAGE_ERRNOS.items():
+        if f"errno {code}]" in text or os.strerror(code).lower() in text:
+            return problem
+    return None
+
+
+@contextlib.contextmanager
+def storage_errors(doing: str) -> Iterator[None]:
+    """Turn a disk failure inside the block into a StorageError saying what to do; others pass."""
+    try:
+        yield
+    except DatalakeError:
+        raise
+    except Exception as exc:
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        where = getattr(exc, "filename", None)
+        raise StorageError(f"{doing} stopped: {problem[0]}" + (f" ({where})" if where else "")
+                           + f"; {problem[1]}, then run it again") from None

@@ -24,16 +24,14 @@ from .assets import asset_relpath, discard_staged_assets
 from .collector import collector_paused
 from .errors import ValidationError
 from .fs import file_lock, write_json_atomic
-from .lake import RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
+from .lake import (ASSET_COLUMNS, LINEAGE_COLUMNS, PARTITION_COLUMNS, RAW_TASK, Lake, Partition, check_name,
+                   new_upload_id, utc_now)
 from .progress import progress
 from .schema import load_schema
 from .sources import Source, json_column, open_source
 from .staging import open_staging
 
 FILE_COLUMNS = ("image_path", "file_path", "file")
-LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")
-PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")
-ASSET_COLUMNS = ("hash", "path")
 MAX_REPORTED = 10
 LOOKAHEAD = 2  # batches whose assets are staged while an earlier one is finished and written
 CHUNKS_PER_WORKER = 4  # asset tasks per worker and batch: workers stay busy to the end of a batch

@@ -19,6 +19,15 @@ RAW_TASK = "raw"
 STAGES = ("incoming", "pending", "processing", "failed", "trash")
 SETTLED_STAGES = ("pending", "processing", "failed")  # staged completely; in the order uploads move
 
+# The lake's own columns of a catalog row; user data never supplies them (rows that came out of
+# the lake carry them, and uploading such rows again replaces them).
+PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")  # the Hive partition folders
+ASSET_COLUMNS = ("hash", "path")  # the row's asset in the store
+LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")  # written by the upload
+BUILD_COLUMNS = ("row_id", "_file")  # added by the database build
+LAKE_COLUMNS = PARTITION_COLUMNS + ASSET_COLUMNS + LINEAGE_COLUMNS + BUILD_COLUMNS
+READER_COLUMNS = ("file_row_number",)  # DuckDB adds it when the build reads the part files
+
 
 def check_name(value: object, what: str) -> str:
     """Return `value` if it is a safe name (letters, digits, `_ . -`, not starting with `.`), else raise."""

@@ -31,8 +31,8 @@ from .config import resolve
 from .db import quote
 from .errors import ConflictError, DatalakeError, NotFoundError
 from .fs import atomic_path, file_lock, read_json, rename_noreplace, write_json_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, discard_upload
-from .lake import Lake, Partition, utc_now
+from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, discard_upload
+from .lake import LINEAGE_COLUMNS, Lake, Partition, utc_now
 from .progress import progress
 
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
