@@ -8,9 +8,11 @@ never decoded, never re-encoded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -18,10 +20,13 @@ from typing import Any, NamedTuple, Sequence
 
 import xxhash
 
+from .errors import DatalakeError
+
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ico", "jp2", "heic", "avif"}
 FORMAT_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp",
               "TIFF": "tif", "ICO": "ico", "JPEG2000": "jp2"}
+MAX_SIDE = 2**31 - 1  # pixels; a larger side is a corrupt header
 WHOLE_READ_LIMIT = 32 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024
 GROUP_BYTES = 16 * 1024 * 1024  # new asset bytes held before they are journalled and written
@@ -94,10 +99,16 @@ def _probe_png_jpeg(head: bytes) -> tuple[str, int, int] | None:
 
 
 def probe_image(head: bytes) -> tuple[str, int, int] | None:
-    """(ext, width, height) read from an image header, or None when the bytes are not an image."""
-    fast = _probe_png_jpeg(head)
-    if fast:
-        return fast
+    """(ext, width, height) read from an image header, or None when the bytes are not an image.
+    AssetProblem for a header whose size cannot be true."""
+    probed = _probe_png_jpeg(head) or _probe_other(head)
+    if probed and max(probed[1], probed[2]) > MAX_SIDE:
+        raise AssetProblem(f"image header claims {probed[1]}x{probed[2]} px: the image is corrupt")
+    return probed
+
+
+def _probe_other(head: bytes) -> tuple[str, int, int] | None:
+    """Formats other than PNG and JPEG, from Pillow's reading of the header."""
     from PIL import Image, UnidentifiedImageError  # here: staging processes rarely need it
 
     try:
@@ -146,7 +157,7 @@ class AssetStore:
         self.settled = settled
         self._listings: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {}
         self._settled_uploads: dict[str, bool] = {}
-        self._tops = set(os.listdir(root)) if os.path.isdir(root) else set()
+        self._tops = _store_folders(self.root)
 
     def find(self, digest: str) -> str | None:
         """The relative path of the stored asset with this digest, or None."""
@@ -172,7 +183,7 @@ class AssetStore:
         listing = self._listings.get(shard)
         if listing is None:
             try:
-                names = os.listdir(f"{self.root}/{shard}")
+                names = _real_folder_names(f"{self.root}/{shard}")
             except FileNotFoundError:
                 self._listings[shard] = NO_LISTING
                 return NO_LISTING
@@ -199,6 +210,37 @@ class AssetStore:
 NO_LISTING: tuple[dict[str, str], dict[str, list[str]]] = ({}, {})
 
 
+def store_link_error(path: str) -> DatalakeError:
+    """The store holds a symbolic link, which datalake never follows."""
+    return DatalakeError(f"the asset store holds a symbolic link at {path}; datalake never follows links in "
+                         "its store: remove it (`datalake db validate` lists them), then upload again")
+
+
+def _store_folders(root: str) -> set[str]:
+    """The top folders of the store (`ab`); an error if one is a link."""
+    return set(_real_folder_names(root)) if os.path.isdir(root) else set()
+
+
+def _real_folder_names(folder: str) -> list[str]:
+    """The names in a store folder; an error if the folder or anything in it is a link."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise store_link_error(folder) from None
+        raise
+    try:
+        with os.scandir(fd) as entries:
+            names = []
+            for entry in entries:
+                if entry.is_symlink():
+                    raise store_link_error(f"{folder}/{entry.name}")
+                names.append(entry.name)
+            return names
+    finally:
+        os.close(fd)
+
+
 class AssetStager:
     """Writes an upload's new assets into the store under hidden names private to the upload.
 
@@ -218,6 +260,7 @@ class AssetStager:
         self.seen: set[str] = set()  # hashes of the assets met so far
         self._first: list[tuple] = []  # facts of the assets first met in the current call
         self._dirs: set[str] = set()
+        self._linked: dict[str, bool] = {}  # source folder: whether a symbolic link leads to it
         self._journal = os.open(os.path.join(folder, JOURNAL_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def close(self) -> None:
@@ -259,14 +302,30 @@ class AssetStager:
         if cell is None:
             return None, None
         if mode == "file":
-            return self._from_file(os.path.join(base, os.path.expanduser(cell)), must_be_image=False)
+            return self._from_file(self._file_path(base, cell), must_be_image=False)
         if isinstance(cell, dict):
             if cell.get("bytes") is not None:
                 return self._from_bytes(cell["bytes"], cell.get("path"), must_be_image=True)
             if cell.get("path"):
-                return self._from_file(os.path.join(base, os.path.expanduser(cell["path"])), must_be_image=True)
+                return self._from_file(self._file_path(base, cell["path"]), must_be_image=True)
             return None, None
         return self._from_bytes(cell, None, must_be_image=True)
+
+    def _file_path(self, base: str, cell: str) -> str:
+        """The file a path cell names: relative ones under `base` (a real path), never through a
+        symbolic link below it; AssetProblem otherwise."""
+        given = os.path.expanduser(cell)
+        if os.path.isabs(given):
+            return given
+        path = os.path.normpath(os.path.join(base, given))
+        folder = os.path.dirname(path)
+        linked = self._linked.get(folder)
+        if linked is None:
+            linked = self._linked[folder] = os.path.realpath(folder) != folder
+        if linked:
+            raise AssetProblem(f"{cell} is reached through a symbolic link in {folder}; datalake reads regular "
+                               "files only: give the path of the file itself")
+        return path
 
     def _from_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> tuple[AssetInfo, bytes | None]:
         info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
@@ -274,19 +333,14 @@ class AssetStager:
 
     def _from_file(self, path: str, must_be_image: bool) -> tuple[AssetInfo, bytes | None]:
         """A file's facts and new bytes; plain system calls, as this runs once per file of an upload."""
+        fd = open_regular_file(path)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                size = os.fstat(fd).st_size
-                if size > WHOLE_READ_LIMIT:
-                    return self._put_large_file(fd, path, size, must_be_image), None
-                data = _read_all(fd, size)
-            finally:
-                os.close(fd)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise AssetProblem(f"file not found: {path}") from None
-        except PermissionError:
-            raise AssetProblem(f"file not readable (permission denied): {path}") from None
+            size = os.fstat(fd).st_size
+            if size > WHOLE_READ_LIMIT:
+                return self._put_large_file(fd, path, size, must_be_image), None
+            data = _read_all(fd, size)
+        finally:
+            os.close(fd)
         return self._from_bytes(data, os.path.basename(path), must_be_image)
 
     def _claim(self, info: AssetInfo) -> bool:
@@ -305,7 +359,11 @@ class AssetStager:
             copy = self.store.staged_copy(info.digest)
             if copy is not None and _link(copy, path):
                 continue
-            fd = os.open(path, WRITE_FLAGS, 0o644)
+            try:
+                fd = os.open(path, WRITE_FLAGS, 0o644)
+            except FileNotFoundError:  # its folder, empty, was removed by a refused upload meanwhile
+                _make_folder(os.path.dirname(path))
+                fd = os.open(path, WRITE_FLAGS, 0o644)
             try:
                 write_all(fd, data)
             finally:
@@ -346,6 +404,45 @@ class AssetStager:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
         return info
+
+
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never waits on a FIFO
+SYSTEM_FOLDERS = ("/proc", "/sys")
+
+
+def _system_devices() -> set[int]:
+    """The devices of the kernel's own file systems, whose 'files' are views of the system."""
+    devices = set()
+    for folder in SYSTEM_FOLDERS:
+        with contextlib.suppress(OSError):
+            devices.add(os.stat(folder).st_dev)
+    return devices
+
+
+SYSTEM_DEVICES = _system_devices()
+
+
+def open_regular_file(path: str) -> int:
+    """A descriptor of `path` if it is a regular file reached without a symbolic link at its end;
+    AssetProblem naming what it is otherwise (missing, a link, a device, a FIFO, a folder, ...)."""
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except FileNotFoundError:
+        raise AssetProblem(f"file not found: {path}") from None
+    except (NotADirectoryError, IsADirectoryError):
+        raise AssetProblem(f"not a regular file: {path}") from None
+    except PermissionError:
+        raise AssetProblem(f"file not readable (permission denied): {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AssetProblem(f"{path} is a symbolic link; datalake reads regular files only: give the "
+                               "path of the file itself") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_dev in SYSTEM_DEVICES:
+        os.close(fd)
+        raise AssetProblem(f"not a regular file (a folder, device, FIFO, socket or system file): {path}")
+    return fd
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -406,7 +503,14 @@ def staged_assets(folder: Path) -> list[tuple[str, int]]:
 
 
 def discard_staged_assets(assets_root: Path, folder: Path, upload_id: str) -> None:
-    """Remove the staged (never published) assets an upload folder's journal lists."""
+    """Remove the staged (never published) assets an upload folder's journal lists, and the store
+    folders they leave empty (the upload may have made them; folders in use are not empty)."""
+    shards = set()
     for relpath, _ in staged_assets(folder):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone already, or a read-only disk keeps it
             os.unlink(staged_asset_path(assets_root, relpath, upload_id))
+        shards.add(relpath.rpartition("/")[0])
+    for shard in sorted(shards):
+        for empty in (shard, shard.partition("/")[0]):
+            with contextlib.suppress(OSError):  # not empty, or gone
+                os.rmdir(f"{assets_root}/{empty}")

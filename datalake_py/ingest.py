@@ -10,6 +10,8 @@ folder and the hidden asset files are removed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from collections import deque
 from concurrent.futures import Future
@@ -18,20 +20,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .assets import asset_relpath, discard_staged_assets
 from .collector import collector_paused
-from .errors import ValidationError
+from .column_plan import plan_columns
+from .errors import ValidationError, storage_errors
 from .fs import file_lock, write_json_atomic
-from .lake import (ASSET_COLUMNS, LINEAGE_COLUMNS, PARTITION_COLUMNS, RAW_TASK, Lake, Partition, check_name,
-                   new_upload_id, utc_now)
+from .lake import ASSET_COLUMNS, RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
 from .progress import progress
 from .schema import load_schema
 from .sources import Source, json_column, open_source
 from .staging import open_staging
 
-FILE_COLUMNS = ("image_path", "file_path", "file")
 MAX_REPORTED = 10
 LOOKAHEAD = 2  # batches whose assets are staged while an earlier one is finished and written
 CHUNKS_PER_WORKER = 4  # asset tasks per worker and batch: workers stay busy to the end of a batch
@@ -72,38 +74,11 @@ class UploadRequest:
         self.meta = rule.check_meta(dict(self.meta or {}))
 
 
-@dataclass
-class AssetColumn:
-    name: str | None  # None: the rows carry no asset
-    mode: str  # "image" (bytes or HF Image struct), "file" (a path), "hash" (an existing asset), "none"
-
-
-def find_asset_column(schema: pa.Schema) -> AssetColumn:
-    """Which column holds the rows' assets; an error when that is ambiguous."""
-    found = []
-    for f in schema:
-        t = f.type
-        if pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and t.get_field_index("path") >= 0:
-            found.append(AssetColumn(f.name, "image"))
-        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            found.append(AssetColumn(f.name, "image"))
-        elif f.name in FILE_COLUMNS and (pa.types.is_string(t) or pa.types.is_large_string(t)):
-            found.append(AssetColumn(f.name, "file"))
-    has_hash = "hash" in schema.names
-    if len(found) > 1 or (found and has_hash):
-        names = [c.name for c in found] + (["hash"] if has_hash else [])
-        raise ValidationError(
-            f"the data has several asset columns ({', '.join(names)}); datalake stores one asset per row: "
-            "keep one of them"
-        )
-    if found:
-        return found[0]
-    if has_hash:
-        return AssetColumn("hash", "hash")
-    if "path" in schema.names:
-        raise ValidationError("column 'path' is reserved for asset paths; rename it, or to file_path "
-                              "if it names files to store")
-    return AssetColumn(None, "none")
+def _file_folders(cells: list[Any], base: str) -> set[str]:
+    """The folders of the files that path cells (or Image structs without bytes) name."""
+    paths = (c if isinstance(c, str) else c.get("path") if isinstance(c, dict) and c.get("bytes") is None else None
+             for c in cells)
+    return {os.path.dirname(os.path.join(base, os.path.expanduser(p))) for p in paths if p}
 
 
 class Problems:
@@ -143,7 +118,8 @@ class BatchConverter:
     def __init__(self, lake: Lake, request: UploadRequest, upload_id: str, source: Source,
                  folder: Path, num_proc: int, lock_fd: int | None):
         self.request = request
-        self.column = find_asset_column(source.schema)
+        self.plan = plan_columns(source.schema, request.meta)
+        self.column = self.plan.asset
         self.workers = max(1, num_proc)
         self.staging = None
         if self.column.mode != "none":
@@ -153,9 +129,8 @@ class BatchConverter:
         self.seen: set[str] = set()  # the hashes of every asset the upload carries
         self.new_facts: list[tuple] = []  # facts of the assets first met since `facts_batch`
         self.kinds: set[str] = set()
+        self.read_from: set[str] = set()  # the folders files were read from
         self.rows = 0
-        dropped = set(PARTITION_COLUMNS) | set(LINEAGE_COLUMNS) | set(request.meta) | set(ASSET_COLUMNS)
-        self.keep = [n for n in source.schema.names if n not in dropped and n != self.column.name]
         self.lineage = {"_upload_id": upload_id, "_uploaded_by": request.user, "_uploaded_at": utc_now()}
 
     def close(self, failed: bool) -> None:
@@ -169,10 +144,14 @@ class BatchConverter:
         futures = []
         if self.column.mode != "none":
             values = batch.column(self.column.name).to_pylist()
+            if self.column.mode != "hash":
+                self.read_from.update(_file_folders(values, base))
             size = -(-n // (CHUNKS_PER_WORKER * self.workers))
             futures = [self.staging.submit(base, values[i:i + size]) for i in range(0, n, size)]
+        for name, value in self.plan.meta_checked.items():
+            self._check_meta_column(batch.column(name), name, value, start)
         names, arrays = [], []
-        for name in self.keep:
+        for name in self.plan.keep:
             col = batch.column(name)
             if pa.types.is_nested(col.type):
                 col = json_column(col)
@@ -181,6 +160,18 @@ class BatchConverter:
             names.append(name)
             arrays.append(col)
         return PendingBatch(start, n, names, arrays, futures)
+
+    def _check_meta_column(self, column: pa.Array, name: str, value: str, start: int) -> None:
+        """Report the rows whose own value of a meta field contradicts the upload's meta (nulls take it)."""
+        try:
+            text = column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            text = json_column(column)
+        differs = pc.fill_null(pc.not_equal(text, value), False)
+        for index in pc.indices_nonzero(differs).to_pylist():
+            self.problems.add(start + index, f"column {name!r} holds {text[index].as_py()!r} but the upload's meta "
+                                             f"is {name}={value!r}; upload those rows with their own meta, or drop "
+                                             "the column")
 
     def finish(self, pending: PendingBatch) -> pa.RecordBatch:
         """The stored rows of a started batch, once its assets are staged."""
@@ -238,14 +229,15 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
     folder = lake.upload_dir("incoming", upload_id)
     lock = lake.lock_path("upload", upload_id)
     # held while staging: a processor removes an incoming folder only once its uploader is gone
-    with file_lock(lock) as lock_fd:
+    with storage_errors("the upload"), file_lock(lock) as lock_fd:
         folder.mkdir(parents=True)
         try:
             manifest = _write_upload(lake, source, request, upload_id, folder, num_proc, lock_fd)
             folder.rename(lake.upload_dir("pending", upload_id))
         except BaseException:
             discard_upload(lake, folder, upload_id)
-            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                lock.unlink()
             raise
     return manifest
 
@@ -301,7 +293,7 @@ def _started_batches(converter: BatchConverter, source: Source) -> Iterator[Pend
 
 def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id: str,
                   folder: Path, num_proc: int, lock_fd: int | None) -> dict[str, Any]:
-    if find_asset_column(source.schema).mode == "hash" and request.task == RAW_TASK:
+    if plan_columns(source.schema, request.meta).asset.mode == "hash" and request.task == RAW_TASK:
         raise ValidationError("a raw upload must carry its data; only task uploads may reference assets by hash")
     converter = convert_source(lake, source, request, upload_id, folder, num_proc, lock_fd)
     variant = request.variant or converter.raw_variant()
@@ -319,6 +311,8 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "asset_column": converter.column.name,
         "asset_mode": converter.column.mode,
         "num_assets": len(converter.seen),
+        "replaced_lake_columns": converter.plan.replaced,
+        "read_from": sorted({os.path.normpath(f) for f in converter.read_from}),
         "overwrite": bool(request.overwrite),
     }
     write_json_atomic(folder / MANIFEST_FILE, manifest)

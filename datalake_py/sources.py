@@ -6,6 +6,7 @@ paths in it are resolved against. Nothing reads a whole dataset into memory.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ValidationError
+from .errors import ValidationError, storage_problem
 
 BATCH_ROWS = 256
 BATCH_BYTES = 32 * 1024 * 1024
@@ -98,10 +99,23 @@ def _from_parquet_files(files: list[Path], description: str) -> Source:
             groups = [reader.metadata.row_group(i) for i in range(reader.metadata.num_row_groups)]
             rows = _batch_rows(sum(g.total_byte_size for g in groups), sum(g.num_rows for g in groups))
             base = f.parent.resolve()
-            for batch in reader.iter_batches(batch_size=rows):
-                yield _conform(batch, schema), base
+            with _damage_named(f):
+                for batch in reader.iter_batches(batch_size=rows):
+                    yield _conform(batch, schema), base
 
     return Source(description, schema, num_rows, batches)
+
+
+@contextlib.contextmanager
+def _damage_named(path: Path) -> Iterator[None]:
+    """A file that cannot be read to its end is damaged: say which, and what to do."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if storage_problem(exc):
+            raise
+        raise ValidationError(f"{str(path)!r} is damaged and cannot be read to its end ({exc}); "
+                              "write it again from its source") from None
 
 
 def _batch_rows(nbytes: int, nrows: int) -> int:
@@ -133,7 +147,7 @@ def _from_hf_dataset(ds: Any, description: str) -> Source:
 
 
 def _from_dataframe(df: Any) -> Source:
-    table = pa.Table.from_pandas(_prepare_dataframe(df), preserve_index=False)
+    table = _dataframe_table(df)
 
     def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
         for batch in table.to_batches(max_chunksize=_batch_rows(table.nbytes, table.num_rows)):
@@ -142,21 +156,46 @@ def _from_dataframe(df: Any) -> Source:
     return Source(f"pandas DataFrame ({len(df)} rows)", table.schema, table.num_rows, batches)
 
 
-def _prepare_dataframe(df: Any) -> Any:
-    """Turn PIL images into their bytes and dict/list cells into JSON text, column by column."""
+def _dataframe_table(df: Any) -> pa.Table:
+    """The DataFrame as Arrow: PIL images as their bytes, Hugging Face `Image` dicts as Image
+    structs, other dict/list cells as JSON text; a clear error naming a column Arrow cannot take."""
     from PIL import Image
 
-    out = df.copy(deep=False)
-    out.columns = [str(c) for c in out.columns]
-    for name in out.columns:
-        if out[name].dtype != object:
-            continue
-        values = out[name].dropna()
+    names = [str(c) for c in df.columns]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValidationError(f"column {twice[0]!r} appears twice; give each column its own name")
+    arrays = []
+    for name, (_, column) in zip(names, df.items()):
+        values = column.dropna() if column.dtype == object else ()
         if any(isinstance(v, Image.Image) for v in values):
-            out[name] = [_pil_bytes(v) if isinstance(v, Image.Image) else v for v in out[name]]
+            column = [_pil_bytes(v) if isinstance(v, Image.Image) else v for v in column]
+        elif len(values) and all(_is_image_dict(v) for v in values):
+            arrays.append(_array(name, [v if isinstance(v, dict) else None for v in column], IMAGE_STRUCT))
+            continue
         elif any(isinstance(v, (dict, list, tuple)) or hasattr(v, "tolist") for v in values):
-            out[name] = [None if _is_missing(v) else to_json(v) for v in out[name]]
-    return out
+            column = [None if _is_missing(v) else to_json(v) for v in column]
+        arrays.append(_array(name, column))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def _is_image_dict(value: Any) -> bool:
+    """A Hugging Face `Image` cell as pandas holds it: {"bytes": ..., "path": ...}."""
+    return isinstance(value, dict) and set(value) <= {"bytes", "path"} and "bytes" in value
+
+
+def _array(name: str, values: Any, type: pa.DataType | None = None) -> pa.Array:
+    """One column as Arrow (a pandas Series, or a list made from one)."""
+    try:
+        if hasattr(values, "dtype"):
+            return pa.Array.from_pandas(values, type=type)
+        return pa.array(values, type=type, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise ValidationError(f"column {name!r} cannot be stored: {exc}; give it one type "
+                              f"(e.g. df[{name!r}] = df[{name!r}].astype(str))") from None
 
 
 def _is_missing(value: Any) -> bool:

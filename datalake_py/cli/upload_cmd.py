@@ -14,6 +14,9 @@ from ..lake import RAW_TASK, Lake
 from ..schema import Schema, load_schema
 
 
+MAX_FOLDERS = 5  # folders named after an upload
+
+
 def parse_meta(items: List[str]) -> dict[str, str]:
     meta = {}
     for item in items:
@@ -82,3 +85,10 @@ def register(app: typer.Typer) -> None:
             f"-> {manifest['provider']}/{manifest['dataset']}/{manifest['task']}/{manifest['variant']}. "
             "Run `datalake process start` to land it."
         )
+        folders = manifest["read_from"]
+        if folders:
+            more = f" and {len(folders) - MAX_FOLDERS} more" if len(folders) > MAX_FOLDERS else ""
+            typer.echo(f"Read files from: {', '.join(folders[:MAX_FOLDERS])}{more}")
+        if manifest["replaced_lake_columns"]:
+            typer.echo("Rows came out of the lake; their lake columns were replaced: "
+                       + ", ".join(manifest["replaced_lake_columns"]))
