@@ -164,22 +164,24 @@ class DatalakeClient:
         """One row per partition with its counts and last upload."""
         return self.sql("select * from partitions order by partition_key")
 
-    def download(self, rows: pd.DataFrame, output: str | Path, format: str = "auto",
+    def download(self, search_results: pd.DataFrame, output_path: str | Path, format: str = "auto",
                  include_images: bool = True) -> dict[str, Any]:
-        """Write rows to parquet (absolute asset paths) or a save_to_disk dataset (Image feature)."""
-        return export.download(self.lake, rows, output, format, include_images)
+        """Write search results to parquet (absolute asset paths) or a save_to_disk dataset (Image feature),
+        outside the lake; `format` is auto, parquet or dataset (alias datasets)."""
+        return export.download(self.lake, search_results, output_path, format, include_images)
 
-    def to_dataset(self, rows: pd.DataFrame, include_images: bool = True) -> Any:
-        """The rows as a datasets.Dataset whose `image` column is the Image feature."""
-        return export.to_dataset(self.lake, rows, include_images)
+    def to_dataset(self, search_results: pd.DataFrame, include_images: bool = True) -> Any:
+        """Search results as a datasets.Dataset whose `image` column is the Image feature."""
+        return export.to_dataset(self.lake, search_results, include_images)
 
-    def to_pandas(self, rows: pd.DataFrame, include_images: bool = False) -> pd.DataFrame:
-        """The rows with absolute asset paths (and image bytes with include_images)."""
-        return export.to_pandas(self.lake, rows, include_images)
+    def to_pandas(self, search_results: pd.DataFrame, include_images: bool = False) -> pd.DataFrame:
+        """Search results with absolute asset paths (and image bytes with include_images)."""
+        return export.to_pandas(self.lake, search_results, include_images)
 
     def validate_assets(self, rows: pd.DataFrame | None = None, sample_percent: float = 100,
                         deep: bool = False) -> dict[str, Any]:
-        """Check that assets exist (deep: and hash right): total, checked, missing, integrity_rate."""
+        """Check that assets exist (deep: and hash right) and are no symlinks: total, checked, missing,
+        mismatched, symlinks (with their counts), integrity_rate."""
         return validation.validate_assets(self.lake, rows, sample_percent, deep)
 
     # -- collections ---------------------------------------------------------------------------
@@ -199,7 +201,7 @@ class DatalakeClient:
 
     def export_collection(self, name: str, version: str | None = None, output_path: str | Path = ".",
                           format: str = "auto", include_images: bool = True) -> dict[str, Any]:
-        """Write a collection version as `datasets` (save_to_disk) or `parquet`."""
+        """Write a collection version as `datasets` (save_to_disk) or `parquet`, outside the lake."""
         rows = self.collection_manager.members(name, version)
         return export.download(self.lake, rows, output_path, format, include_images)
 

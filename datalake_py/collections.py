@@ -200,6 +200,9 @@ class CollectionManager:
             problems.append(f"{assets['missing_count']} member asset(s) missing")
         if assets["mismatch_count"]:
             problems.append(f"{assets['mismatch_count']} member asset(s) with bytes that no longer match their hash")
+        if assets["symlink_count"]:
+            problems.append(f"{assets['symlink_count']} member asset(s) are symlinks in the store, never read "
+                            f"(first: {assets['symlinks'][0]}); replace each with the file itself")
         return {"name": name, "version": metadata["version"], "ok": not problems, "problems": problems,
                 "fingerprint": actual, "assets": assets}
 

@@ -1,20 +1,25 @@
 """Rows out of the lake: parquet with absolute asset paths, a Hugging Face dataset, or pandas.
 
 Every row is kept, in order. A row's asset is looked up only inside `<lake>/assets` (see
-validation.asset_file); when it is not there, the row keeps its `hash`, its `path` (and `image`)
-is null, and it counts in `missing_assets`. Image bytes are copied as stored: never decoded,
-never re-encoded.
+validation.StoreFiles); when it is not there, or is a symlink (never followed: the store file or
+one of its shard folders), the row keeps its `hash`, its `path` (and `image`) is null, and it
+counts in `missing_assets`. Image bytes are copied as stored: never decoded, never re-encoded.
+
+Outputs are written outside the lake only, under a hidden name unique to the run beside them,
+and renamed into place: nothing else the user has is touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -23,15 +28,15 @@ import pyarrow.parquet as pq
 
 from .assets import IMAGE_EXTS
 from .errors import ConflictError, DatalakeError, ValidationError
-from .fs import atomic_path, temp_path_for
 from .lake import Lake
 from .progress import progress
-from .validation import asset_file
+from .validation import MissingAsset, StoreFiles, UnsafeAsset
 
 if TYPE_CHECKING:
     import datasets
 
 FORMATS = ("auto", "parquet", "dataset")
+FORMAT_ALIASES = {"datasets": "dataset"}  # the name Hugging Face and earlier versions of this tool use
 BATCH = 1000  # rows per batch when only paths are written
 IMAGE_BATCH = 100  # rows per batch when image bytes are read, to bound memory
 SHARD_BYTES = 500 * 1024 * 1024  # as save_to_disk
@@ -40,23 +45,23 @@ NO_ASSET = (None, None, 0)
 Located = tuple[str | None, bytes | None, int]
 
 
-def _locate(lake: Lake, read_images: bool, digest: Any, relpath: Any) -> Located | None:
-    """(absolute path, image bytes if read, size) of a row's asset; NO_ASSET without one; None when missing."""
+def _locate(store: StoreFiles, read_images: bool, digest: Any, relpath: Any) -> Located | None:
+    """(absolute path, image bytes if read, size) of a row's asset; NO_ASSET without one; None when missing
+    or a symlink."""
     if not isinstance(digest, str) and not isinstance(relpath, str):
         return NO_ASSET
-    path = asset_file(lake, digest, relpath)
-    if path is None:
-        return None
     try:
         if read_images and _is_image(relpath):
-            with open(path, "rb", buffering=0) as f:
+            path, f = store.open(digest, relpath)
+            with f:
                 data = f.readall()
             return path, data, len(data)
-        return path, None, os.stat(path).st_size
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        path, size = store.size(digest, relpath)
+        return path, None, size
+    except (MissingAsset, UnsafeAsset):
         return None
     except OSError as exc:
-        raise DatalakeError(f"cannot read asset {path}: {exc.strerror}") from None
+        raise DatalakeError(f"cannot read asset {relpath}: {exc.strerror}") from None
 
 
 def _is_image(path: str) -> bool:
@@ -67,19 +72,18 @@ class _Assets:
     """Resolves the assets of rows a batch at a time, counting missing ones and their bytes."""
 
     def __init__(self, lake: Lake, hashes: list, relpaths: list, read_images: bool):
-        self.lake, self.hashes, self.relpaths, self.read_images = lake, hashes, relpaths, read_images
+        self.store, self.hashes, self.relpaths, self.read_images = StoreFiles(lake), hashes, relpaths, read_images
         self.batch = IMAGE_BATCH if read_images else BATCH
         self.missing = 0
         self.bytes = 0
 
     def __iter__(self) -> Iterator[tuple[int, list[str | None], list[bytes | None]]]:
         """(first row, absolute paths, image bytes) per batch of rows."""
-        locate = partial(_locate, self.lake, self.read_images)
         with progress(total=len(self.hashes), desc="export", unit="row") as bar:
             for start in range(0, len(self.hashes), self.batch):
                 keys = list(zip(self.hashes[start:start + self.batch], self.relpaths[start:start + self.batch]))
                 # rows sharing an asset read it once; reading in this thread beats a pool on 2 cores
-                located = {key: locate(*key) for key in dict.fromkeys(keys)}
+                located = {key: _locate(self.store, self.read_images, *key) for key in dict.fromkeys(keys)}
                 found = [located[key] for key in keys]
                 self.missing += found.count(None)
                 found = [NO_ASSET if f is None else f for f in found]
@@ -105,8 +109,9 @@ def _check_rows(rows: Any, added: str | None) -> None:
 
 def _warn_missing(assets: _Assets) -> None:
     if assets.missing:
-        warnings.warn(f"{assets.missing} row(s) point at assets missing from the lake; their path and image "
-                      "are null (validate_assets, `datalake db validate`, lists them)", stacklevel=3)
+        warnings.warn(f"{assets.missing} row(s) point at assets missing from the lake or symlinked in its store "
+                      "(never followed); their path and image are null (validate_assets, `datalake db validate`, "
+                      "lists them)", stacklevel=3)
 
 
 def _arrow(rows: pd.DataFrame, added: str | None) -> pa.Table:
@@ -157,12 +162,48 @@ def _dataset_parts(lake: Lake, rows: pd.DataFrame,
     return features, parts(), assets
 
 
+def _check_output(lake: Lake, output: Path) -> None:
+    """Refuse an output inside the lake (symlinks resolved): the lake holds only what it writes itself."""
+    real = Path(os.path.realpath(output))
+    if real == lake.root or lake.root in real.parents:
+        raise ValidationError(f"output {output} is inside the lake {lake.root}, which holds only its own files; "
+                              "choose an output outside the lake")
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+
+
+@contextlib.contextmanager
+def _work_beside(output: Path, make: Callable[[Path], None], remove: Callable[[Path], None]) -> Iterator[Path]:
+    """A new hidden name beside `output`, unique to this run (`make` creates it, failing if it exists);
+    renamed onto `output` when the block succeeds, removed with `remove` when it fails.
+
+    Unlike tempfile's, the file or folder gets the permissions of any new one (the umask's).
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        work = output.with_name(f".{output.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            make(work)
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield work
+        os.replace(work, output)
+    except BaseException:
+        remove(work)
+        raise
+
+
 def _write_parquet(lake: Lake, rows: pd.DataFrame, output: Path) -> dict[str, int]:
     if output.is_dir():
         raise ConflictError(f"{output} is a folder; give a file name ending in .parquet")
     table = _arrow(rows, None)
     assets = _Assets(lake, *_asset_columns(rows), read_images=False)
-    with atomic_path(output) as tmp, pq.ParquetWriter(str(tmp), table.schema) as writer:
+    with _work_beside(output, _new_file, lambda work: work.unlink(missing_ok=True)) as work, \
+            pq.ParquetWriter(str(work), table.schema) as writer:
         for start, paths, _ in assets:
             writer.write_table(_with_assets(table.slice(start, len(paths)), paths, None, table.schema))
     return assets.summary()
@@ -214,19 +255,13 @@ def _write_dataset(lake: Lake, rows: pd.DataFrame, output: Path, include_images:
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ConflictError(f"{output} already exists; remove it or choose another output")
     features, parts, assets = _dataset_parts(lake, rows, include_images)
-    work = temp_path_for(output)
-    shutil.rmtree(work, ignore_errors=True)  # left by a download that died
-    work.mkdir(parents=True)
-    try:
+    with _work_beside(output, os.mkdir, partial(shutil.rmtree, ignore_errors=True)) as work:
         names = _write_shards(parts, features.arrow_schema, work)
         datasets.DatasetInfo(features=features).write_to_directory(str(work))
         state = {"_data_files": [{"filename": name} for name in names], "_fingerprint": _content_digest(work, names),
                  "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
                  "_output_all_columns": False, "_split": None}
         (work / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(work, output)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return assets.summary()
 
 
@@ -243,14 +278,20 @@ def download(lake: Lake, rows: pd.DataFrame, output: str | Path, format: str = "
       (an empty one is fine).
     - `auto`: parquet when `output` ends in `.parquet`, else dataset.
 
-    The output appears complete or not at all (written beside it, then renamed). `bytes` adds up
-    the size of each row's asset; rows whose asset is missing are written with a null
+    The output appears complete or not at all: it is written beside it under a hidden name unique
+    to this run, then renamed, and nothing else there is touched. An output inside the lake
+    (symlinks resolved) is refused. `bytes` adds up the size of each row's asset; rows whose
+    asset is missing, or a symlink in the store (never followed), are written with a null
     `path`/`image` and counted in `missing_assets`.
     """
-    format = "dataset" if format == "datasets" else format
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a str, one of {', '.join(FORMATS)}; got {type(format).__name__}")
+    format = FORMAT_ALIASES.get(format, format)
     if format not in FORMATS:
-        raise ValidationError(f"format must be one of {', '.join(FORMATS)} (got {format!r})")
+        raise ValidationError(f"format must be one of {', '.join(FORMATS)} (or datasets, the same as dataset); "
+                              f"got {format!r}")
     output = Path(output).expanduser().absolute()
+    _check_output(lake, output)
     if format == "auto":
         format = "parquet" if output.suffix.lower() == ".parquet" else "dataset"
     if format == "parquet":

@@ -1,11 +1,14 @@
 """Search the built catalog: hierarchy globs, meta equality, text and JSON-path content.
 
 Values are always bound parameters; only column names (checked against the catalog's own
-columns, then quoted) are written into the SQL.
+columns, then quoted) are written into the SQL. Arguments of the wrong type raise TypeError (a
+negative limit ValueError) naming the argument and what it takes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from numbers import Integral
 from typing import Any, Sequence
 
 import duckdb
@@ -29,7 +32,45 @@ def _require_column(name: Any, columns: list[str], what: str) -> str:
     return name
 
 
-def _text_condition(spec: dict[str, Any], columns: list[str]) -> tuple[str, list[Any]]:
+def _patterns(argument: str, value: Any) -> list[str]:
+    """The globs given for one level: None, one str, or a list (any collection) of str."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Collection) and not isinstance(value, (bytes, Mapping)) \
+            and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise TypeError(f"{argument} must be a list of names or globs (or one as a str), e.g. ['coco_*']; "
+                    f"got {_shown(value)}")
+
+
+def _mapping(argument: str, value: Any, example: str) -> Mapping[str, Any]:
+    """`value` if it is a dict (None: empty), else TypeError naming the argument."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{argument} must be a dict, e.g. {example}; got {_shown(value)}")
+    return value
+
+
+def _limit(value: Any) -> int | None:
+    """The row limit: None (every row) or a whole number, 0 or more."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"limit must be a whole number of rows (int) or None for every row; got {_shown(value)}")
+    if value < 0:
+        raise ValueError(f"limit must be 0 or more, or None for every row; got {value}")
+    return int(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _text_condition(spec: Mapping[str, Any], columns: list[str]) -> tuple[str, list[Any]]:
     unknown = set(spec) - {"column", "text", "json_path"}
     if unknown or "text" not in spec:
         raise ValidationError('text_search takes {"column": ..., "text": ..., "json_path": optional}')
@@ -52,13 +93,14 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
                 limit: int | None = None) -> tuple[str, list[Any]]:
     """The SQL and parameters of a search: OR within a level, AND across levels."""
     conditions, params = [], []
-    for level, patterns in zip(LEVELS, (providers, datasets, tasks, variants)):
-        if isinstance(patterns, str):
-            patterns = [patterns]
+    for level, given in zip(LEVELS, (providers, datasets, tasks, variants)):
+        patterns = _patterns(f"{level}s", given)
         if patterns and "*" not in patterns:
             conditions.append("(" + " or ".join(f"{level} glob ?" for _ in patterns) + ")")
-            params += [str(p) for p in patterns]
-    for key, value in (meta or {}).items():
+            params += patterns
+    text_search = _mapping("text_search", text_search, '{"column": "label", "text": "..."}')
+    limit = _limit(limit)
+    for key, value in _mapping("meta", meta, '{"lang": "ko"}').items():
         column = quote(_require_column(key, columns, "meta field"))
         conditions.append(f"{column}::varchar = ?" if value is not None else f"{column} is null")
         params += [str(value)] if value is not None else []
@@ -70,10 +112,8 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
     if conditions:
         sql += " where " + " and ".join(conditions)
     if limit is not None:
-        if int(limit) < 0:
-            raise ValidationError("limit must be 0 or more")
         sql += " limit ?"
-        params.append(int(limit))
+        params.append(limit)
     return sql, params
 
 

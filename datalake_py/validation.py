@@ -2,17 +2,21 @@
 
 A row's `path` is only ever resolved inside `<lake>/assets`, and only when it is the store path
 of its own `hash` (`ab/cd/<hash>.<ext>`); any other path counts as missing and is never touched.
+Symlinks in the store are never followed: a store file that is one, or that sits in a shard
+folder (`ab` or `ab/cd`) that is one, is unsafe, and its bytes are never read.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import xxhash
@@ -27,6 +31,16 @@ ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100
 BATCH = 1000
 READERS = 8  # files checked at once: stat and read latency dominate, above all on a NAS
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a FIFO never hangs a read
+SHARDS = (2, 5)  # lengths of the shard folders `ab` and `ab/cd` in a store path
+
+
+class MissingAsset(Exception):
+    """The row's asset is not a regular file at its store path."""
+
+
+class UnsafeAsset(Exception):
+    """The row's store file, or a shard folder it sits in, is a symlink: it is never followed."""
 
 
 def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
@@ -38,13 +52,81 @@ def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
     return os.path.join(lake.assets, relpath)
 
 
+def open_nofollow(path: str | Path) -> BinaryIO:
+    """`path` opened for reading, unbuffered; UnsafeAsset if it is a symlink, MissingAsset unless a regular file."""
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeAsset(path) from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise MissingAsset(path) from None
+        raise
+    f = open(fd, "rb", buffering=0)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise MissingAsset(path)
+    return f
+
+
 def file_digest(path: str | Path) -> str:
-    """The xxh3-128 hex digest of a file's bytes, read in chunks."""
+    """The xxh3-128 hex digest of a file's bytes, read in chunks; a symlink is refused (UnsafeAsset)."""
     hasher = xxhash.xxh3_128()
-    with open(path, "rb") as f:
+    with open_nofollow(path) as f:
         while chunk := f.read(CHUNK):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+class StoreFiles:
+    """The store files of rows' assets, reached without following any symlink.
+
+    Each shard folder is checked once per instance (one export or validation): exports reach
+    thousands of files in a few hundred folders.
+    """
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self._folders: dict[str, type[Exception] | None] = {}  # shard folder -> what is wrong with it
+
+    def path(self, digest: Any, relpath: Any) -> str:
+        """The store file of a row's asset, its shard folders checked; MissingAsset or UnsafeAsset."""
+        path = asset_file(self.lake, digest, relpath)
+        if path is None:
+            raise MissingAsset(relpath)
+        for length in SHARDS:
+            problem = self._folder_problem(relpath[:length])
+            if problem is not None:
+                raise problem(relpath)
+        return path
+
+    def _folder_problem(self, folder: str) -> type[Exception] | None:
+        if folder not in self._folders:
+            try:
+                mode = os.lstat(os.path.join(self.lake.assets, folder)).st_mode
+                self._folders[folder] = UnsafeAsset if stat.S_ISLNK(mode) else \
+                    None if stat.S_ISDIR(mode) else MissingAsset
+            except (FileNotFoundError, NotADirectoryError):
+                self._folders[folder] = MissingAsset
+        return self._folders[folder]
+
+    def size(self, digest: Any, relpath: Any) -> tuple[str, int]:
+        """(store file, size) of a row's asset, without reading it."""
+        path = self.path(digest, relpath)
+        try:
+            info = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingAsset(path) from None
+        if stat.S_ISLNK(info.st_mode):
+            raise UnsafeAsset(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise MissingAsset(path)
+        return path, info.st_size
+
+    def open(self, digest: Any, relpath: Any) -> tuple[str, BinaryIO]:
+        """(store file, the file opened for reading) of a row's asset."""
+        path = self.path(digest, relpath)
+        return path, open_nofollow(path)
 
 
 def _distinct_assets(lake: Lake, rows: pd.DataFrame | None) -> list[tuple[Any, Any]]:
@@ -61,19 +143,20 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _check(lake: Lake, digest: Any, relpath: Any, deep: bool) -> str:
-    """`ok`, `missing` or `mismatched` for one asset."""
-    path = asset_file(lake, digest, relpath)
-    if path is None or not os.path.isfile(path):
+def _check(store: StoreFiles, digest: Any, relpath: Any, deep: bool) -> str:
+    """`ok`, `missing`, `mismatched` or `symlinks` (never followed) for one asset."""
+    try:
+        if not deep:
+            store.size(digest, relpath)
+            return "ok"
+        path = store.path(digest, relpath)
+        return "ok" if file_digest(path) == digest else "mismatched"
+    except MissingAsset:
         return "missing"
-    if deep:
-        try:
-            return "ok" if file_digest(path) == digest else "mismatched"
-        except FileNotFoundError:
-            return "missing"
-        except OSError as exc:
-            raise DatalakeError(f"cannot read asset {path}: {exc.strerror}") from None
-    return "ok"
+    except UnsafeAsset:
+        return "symlinks"
+    except OSError as exc:
+        raise DatalakeError(f"cannot read asset {relpath}: {exc.strerror}") from None
 
 
 def validate_assets(lake: Lake, rows: pd.DataFrame | None = None, sample_percent: float = 100,
@@ -82,27 +165,30 @@ def validate_assets(lake: Lake, rows: pd.DataFrame | None = None, sample_percent
 
     `sample_percent` checks a random sample (at least one asset) of the distinct assets, the
     same one for the same `seed`. `integrity_rate` is the fraction of checked assets that are
-    present (and, with `deep`, hash right); 1.0 when nothing was checked. Missing and mismatched
-    assets are listed by their row path (their hash when the path is empty), the first 100 of each.
+    present (and, with `deep`, hash right); 1.0 when nothing was checked. Missing, mismatched and
+    symlinked assets (a store file or shard folder that is a symlink: never followed, never read)
+    are listed by their row path (their hash when the path is empty), the first 100 of each.
     """
     if not 0 < sample_percent <= 100:
         raise ValidationError(f"sample_percent must be more than 0 and at most 100 (got {sample_percent})")
     assets = _distinct_assets(lake, rows)
     size = min(len(assets), math.ceil(len(assets) * sample_percent / 100))
     chosen = assets if size == len(assets) else random.Random(seed).sample(assets, size)
-    found: dict[str, list[str]] = {"missing": [], "mismatched": []}
-    counts = {"missing": 0, "mismatched": 0}
+    found: dict[str, list[str]] = {"missing": [], "mismatched": [], "symlinks": []}
+    counts = dict.fromkeys(found, 0)
+    store = StoreFiles(lake)
     with ThreadPoolExecutor(READERS) as pool, \
             progress(total=size, desc="validate", unit="asset") as bar:
         for start in range(0, size, BATCH):
             batch = chosen[start:start + BATCH]
-            for (digest, relpath), outcome in zip(batch, pool.map(lambda a: _check(lake, *a, deep), batch)):
+            for (digest, relpath), outcome in zip(batch, pool.map(lambda a: _check(store, *a, deep), batch)):
                 if outcome != "ok":
                     counts[outcome] += 1
                     if len(found[outcome]) < MAX_LISTED:
                         found[outcome].append(relpath if isinstance(relpath, str) else str(digest))
             bar.update(len(batch))
-    bad = counts["missing"] + counts["mismatched"]
+    bad = sum(counts.values())
     return {"total": len(assets), "checked": size, "missing": found["missing"], "missing_count": counts["missing"],
             "integrity_rate": (size - bad) / size if size else 1.0,
-            "mismatched": found["mismatched"], "mismatch_count": counts["mismatched"]}
+            "mismatched": found["mismatched"], "mismatch_count": counts["mismatched"],
+            "symlinks": found["symlinks"], "symlink_count": counts["symlinks"]}

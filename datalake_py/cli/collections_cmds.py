@@ -44,8 +44,10 @@ def import_(ctx: typer.Context,
 
 @app.command("export")
 def export(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None),
-           output: Path = typer.Option(..., "--output", "-o"),
-           fmt: str = typer.Option("auto", "--format", help="datasets, parquet or auto (by the output name)."),
+           output: Path = typer.Option(..., "--output", "-o", help="A folder (datasets) or .parquet file, "
+                                                                   "outside the lake."),
+           fmt: str = typer.Option("auto", "--format",
+                                   help="datasets (or dataset), parquet or auto (by the output name)."),
            include_images: bool = typer.Option(True, "--include-images/--no-images",
                                                help="Embed image bytes, or point at the files.")) -> None:
     """Write a version (default: latest) as a save_to_disk dataset or parquet."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import typer
 
@@ -10,6 +11,8 @@ from ..db import run_dbt
 from ..errors import DatalakeError
 from .context import client_for
 from .output import echo_json
+
+NAMED = 5  # symlinked assets named in the error; the report above lists up to 100
 
 app = typer.Typer(no_args_is_help=True, help="Build and inspect the lake's DuckDB database.")
 docs_app = typer.Typer(no_args_is_help=True, help="The dbt docs site: lineage from the lake's files to the marts.")
@@ -34,12 +37,23 @@ def info(ctx: typer.Context) -> None:
 def validate(ctx: typer.Context,
              sample: float = typer.Option(100, "--sample", help="Percent of assets to check."),
              deep: bool = typer.Option(False, "--deep", help="Also re-hash every checked asset's bytes.")) -> None:
-    """Check that stored assets exist (and with --deep, that their bytes match their hash)."""
-    report = client_for(ctx).validate_assets(sample_percent=sample, deep=deep)
+    """Check that stored assets exist and are no symlinks (and with --deep, that their bytes match their hash)."""
+    client = client_for(ctx)
+    report = client.validate_assets(sample_percent=sample, deep=deep)
     echo_json(report)
-    if report["missing_count"] or report.get("mismatch_count"):
-        raise DatalakeError(f"{report['missing_count']} missing and {report.get('mismatch_count', 0)} "
-                            "corrupt asset(s)")
+    if report["missing_count"] or report["mismatch_count"] or report["symlink_count"]:
+        raise DatalakeError(f"{report['missing_count']} missing, {report['mismatch_count']} corrupt and "
+                            f"{report['symlink_count']} symlinked asset(s)" + _symlinks_named(report, client.lake.assets))
+
+
+def _symlinks_named(report: dict, store: Path) -> str:
+    """The symlinked store files, for the error: datalake never reads through a symlink in its store."""
+    if not report["symlinks"]:
+        return ""
+    named = ", ".join(report["symlinks"][:NAMED])
+    more = report["symlink_count"] - min(NAMED, len(report["symlinks"]))
+    return (f"; never read, as they (or their folders in {store}) are symlinks: {named}"
+            + (f" and {more} more (listed above)" if more else "") + "; replace each with the file itself")
 
 
 @docs_app.command("generate")

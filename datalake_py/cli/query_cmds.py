@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
                    task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
                    meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
                    column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
-                   limit: Optional[int] = typer.Option(100, "--limit"),
+                   limit: Optional[int] = typer.Option(100, "--limit", min=0),
                    fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
         """Find catalog rows by hierarchy, meta and content."""
         rows = client_for(ctx).search(**_filters(provider, dataset, task, variant, meta, text, column, json_path, limit))
@@ -68,13 +68,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("download")
     def download_cmd(ctx: typer.Context,
-                     output: Path = typer.Option(..., "--output", "-o", help="A folder (dataset) or .parquet file."),
+                     output: Path = typer.Option(..., "--output", "-o",
+                                                  help="A folder (dataset) or .parquet file, outside the lake."),
                      provider: List[str] = filter_options["provider"], dataset: List[str] = filter_options["dataset"],
                      task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
                      meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
                      column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
-                     limit: Optional[int] = typer.Option(None, "--limit"),
-                     fmt: str = typer.Option("auto", "--format", help="dataset, parquet or auto (by the output name)."),
+                     limit: Optional[int] = typer.Option(None, "--limit", min=0),
+                     fmt: str = typer.Option("auto", "--format",
+                                             help="dataset (or datasets), parquet or auto (by the output name)."),
                      include_images: bool = typer.Option(False, "--include-images",
                                                          help="Embed image bytes (dataset format)."),
                      as_collection: Optional[str] = typer.Option(None, "--as-collection",
