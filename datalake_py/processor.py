@@ -19,7 +19,7 @@ import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
@@ -29,8 +29,9 @@ from .assets import staged_asset_path, staged_assets
 from .collector import collector_paused
 from .config import resolve
 from .db import quote
-from .errors import ConflictError, DatalakeError, NotFoundError
-from .fs import atomic_path, file_lock, read_json, rename_noreplace, write_json_atomic
+from .columns import register_columns
+from .errors import DatalakeError, NotFoundError, StorageError, storage_errors
+from .fs import file_lock, read_json, rename_noreplace, temp_path_for, write_json_atomic
 from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, discard_upload
 from .lake import LINEAGE_COLUMNS, Lake, Partition, utc_now
 from .progress import progress
@@ -55,22 +56,28 @@ class DatalakeProcessor:
         """Process what is pending (and whatever a dead processor left); the per-upload summary.
 
         Setting `stop` ends the run after the uploads under way; the rest stay pending and the
-        result carries an `error` saying so.
+        result carries an `error` saying so. A disk that is full, read-only or failing ends the run
+        too: the upload it hit goes back to pending with the others, and the `error` (of
+        `error_type` StorageError) says what to do; the next run lands them.
         """
         started = utc_now()
         stop = stop or threading.Event()
-        self._clean_leftovers()
+        halt = threading.Event()  # set by a disk problem: the other uploads would meet it too
         summaries: list[dict[str, Any]] = []
-        while not stop.is_set():
-            batch = self._run_pass(stop)
-            summaries += batch
-            if not batch:
-                break
-        failed = sum(1 for s in summaries if s["status"] == "failed")
-        result = {"started_at": started, "completed_at": utc_now(), "processed": len(summaries) - failed,
-                  "failed": failed, "uploads": summaries}
-        if stop.is_set():
-            left = upload_counts(self.lake)["pending"]
+        with storage_errors("processing"):
+            self._clean_leftovers()
+            while not stop.is_set() and not halt.is_set():
+                batch = self._run_pass(stop, halt)
+                summaries += batch
+                if not batch:
+                    break
+        counts = {status: sum(1 for s in summaries if s["status"] == status) for status in ("processed", "failed")}
+        result = {"started_at": started, "completed_at": utc_now(), **counts, "uploads": summaries}
+        left = upload_counts(self.lake)["pending"]
+        if halt.is_set():
+            problem = next(s["error"] for s in summaries if s["status"] == "pending")
+            result.update(error=f"{problem} ({left} upload(s) stay pending)", error_type=StorageError.__name__)
+        elif stop.is_set():
             result["error"] = f"stopped before the end (shutting down); {left} upload(s) stay pending"
         return result
 
@@ -100,7 +107,7 @@ class DatalakeProcessor:
 
     # -- claiming ------------------------------------------------------------------------------
 
-    def _run_pass(self, stop: threading.Event) -> list[dict[str, Any]]:
+    def _run_pass(self, stop: threading.Event, halt: threading.Event) -> list[dict[str, Any]]:
         groups = self._candidates_by_partition()
         if not groups:
             return []
@@ -110,12 +117,14 @@ class DatalakeProcessor:
             def run_group(ids: list[str]) -> list[dict[str, Any]]:
                 done = []
                 for upload_id in ids:
-                    if stop.is_set():
+                    if stop.is_set() or halt.is_set():
                         break
                     summary = self._claim_and_process(upload_id)
                     bar.update(1)
                     if summary:
                         done.append(summary)
+                        if summary["status"] == "pending":
+                            halt.set()
                 return done
 
             results = list(pool.map(run_group, groups.values()))
@@ -149,19 +158,39 @@ class DatalakeProcessor:
             return summary
 
     def _process_or_fail(self, upload_id: str, folder: Path) -> dict[str, Any]:
+        """Land the upload; a disk problem sends it back to pending, any other failure parks it in
+        failed/ with its reason."""
+        doing = f"processing upload {upload_id}"
         try:
-            return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder, self._connect)}
-        except Exception as exc:  # any failure parks the upload in failed/ with its reason
-            message = str(exc) if isinstance(exc, DatalakeError) else f"{type(exc).__name__}: {exc}"
-            partition = _partition_text(folder)
-            write_json_atomic(folder / "error.json", {
-                "upload_id": upload_id, "partition": partition, "failed_at": utc_now(), "error": message,
-                "error_type": type(exc).__name__,
-                "fix": f"fix the cause, then run `datalake process retry {upload_id}`",
-                **({} if isinstance(exc, DatalakeError) else {"traceback": traceback.format_exc()}),
-            })
-            folder.rename(self.lake.upload_dir("failed", upload_id))
-            return {"upload_id": upload_id, "status": "failed", "partition": partition, "error": message}
+            with storage_errors(doing):
+                return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder, self._connect)}
+        except StorageError as exc:
+            return self._back_to_pending(upload_id, folder, exc)
+        except Exception as exc:
+            try:
+                with storage_errors(doing):
+                    return self._park_failed(upload_id, folder, exc)
+            except StorageError as problem:
+                return self._back_to_pending(upload_id, folder, problem)
+
+    def _park_failed(self, upload_id: str, folder: Path, exc: Exception) -> dict[str, Any]:
+        message = str(exc) if isinstance(exc, DatalakeError) else f"{type(exc).__name__}: {exc}"
+        partition = _partition_text(folder)
+        write_json_atomic(folder / "error.json", {
+            "upload_id": upload_id, "partition": partition, "failed_at": utc_now(), "error": message,
+            "error_type": type(exc).__name__,
+            "fix": f"fix the cause, then run `datalake process retry {upload_id}`",
+            **({} if isinstance(exc, DatalakeError) else {"traceback": traceback.format_exc()}),
+        })
+        folder.rename(self.lake.upload_dir("failed", upload_id))
+        return {"upload_id": upload_id, "status": "failed", "partition": partition, "error": message}
+
+    def _back_to_pending(self, upload_id: str, folder: Path, problem: StorageError) -> dict[str, Any]:
+        """Return an upload that met a disk problem to pending, where the next run takes it up."""
+        partition = _partition_text(folder)
+        with contextlib.suppress(OSError):  # a read-only disk keeps it in processing/: taken up alike
+            folder.rename(self.lake.upload_dir("pending", upload_id))
+        return {"upload_id": upload_id, "status": "pending", "partition": partition, "error": str(problem)}
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the processor's DuckDB, made on first use and shared by all
@@ -208,72 +237,59 @@ def _partition_text(folder: Path) -> str | None:
 
 
 def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyConnection]) -> dict[str, Any]:
-    """Land one claimed upload: name its assets in the store, then write its deduplicated rows as its
-    part (so no reader sees a row before its asset), then its ledger entries. `connect` gives a
-    DuckDB connection for this upload alone."""
+    """Land one claimed upload: register its columns (the lake-wide rule), write its deduplicated
+    rows and its ledger entries under temporary names while its assets are named in the store,
+    then name the part (so no reader sees a row before its asset), then the ledger files.
+    Everything that needs disk space is written before anything is named, so a full disk leaves
+    the catalog and the ledger as they were. `connect` gives a DuckDB connection for this upload."""
     manifest = read_json(folder / MANIFEST_FILE)
     upload_id = manifest["upload_id"]
     partition = manifest_partition(manifest)
     part_dir = lake.partition_dir(partition)
-    with file_lock(lake.lock_path("partition", str(partition))):
+    ledger = _ledger_paths(lake, folder, upload_id)
+    with file_lock(lake.lock_path("partition", str(partition))), contextlib.ExitStack() as cleanup:
         own = part_dir / f"part-{upload_id}.parquet"
+        for target in (own, *ledger.values()):  # temporary files never outlive this block
+            cleanup.callback(temp_path_for(target).unlink, missing_ok=True)
         others = sorted(p for p in part_dir.glob("part-*.parquet") if p != own)
         data = folder / DATA_FILE
         overwrite = bool(manifest.get("overwrite"))
         schema = pq.read_schema(data)
+        register_columns(lake, schema, partition, upload_id, overwrite)
         existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
-        check_column_types(schema, existing.values(), partition)
         with ThreadPoolExecutor(1) as pool:  # the assets are named while the part is computed
             published = pool.submit(publish_assets, lake, folder, upload_id)
             with connect() as con:
-                counts = _write_part(con, data, schema, existing, own, ready=published.result)
+                counts = _select_rows(con, data, schema, existing)
+                if counts["rows_written"]:
+                    _write_rows(con, schema, temp_path_for(own))
             new_assets, new_bytes, left = published.result()
-        counts.update(new_assets=new_assets, new_bytes=new_bytes)
+        reused = max(0, counts.pop("distinct_assets") - new_assets)
+        summary = {"partition": str(partition), **counts, "new_assets": new_assets,
+                   "reused_assets": reused, "new_bytes": new_bytes}
+        _write_ledger(folder, manifest, summary, ledger)
+        if counts["rows_written"]:
+            os.replace(temp_path_for(own), own)
+        else:
+            own.unlink(missing_ok=True)
         if overwrite:
             for part in others:
                 part.unlink(missing_ok=True)
-    counts["reused_assets"] = max(0, counts.pop("distinct_assets") - counts["new_assets"])
-    summary = {"partition": str(partition), **counts}
-    _write_ledger(lake, folder, manifest, summary)
+        for target in ledger.values():
+            os.replace(temp_path_for(target), target)
     trash = lake.upload_dir("trash", upload_id)
     folder.rename(trash)
     for staged in left:
-        with contextlib.suppress(FileNotFoundError):  # a starting processor may be emptying trash/
+        with contextlib.suppress(OSError):  # what stays is removed with trash/ by the next run
             os.unlink(staged)
     shutil.rmtree(trash, ignore_errors=True)
     return summary
 
 
-def _family(t: pa.DataType) -> str | None:
-    for name, test in (("integer", pa.types.is_integer), ("float", pa.types.is_floating),
-                       ("string", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
-                       ("binary", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x))):
-        if test(t):
-            return name
-    return None if pa.types.is_null(t) else str(t)
-
-
-def check_column_types(data: pa.Schema, parts: Iterable[pa.Schema], partition: Partition) -> None:
-    """Refuse an upload whose columns have other types than the partition's."""
-    existing: dict[str, pa.DataType] = {}
-    for schema in parts:
-        for f in schema:
-            if _family(f.type) is not None:
-                existing.setdefault(f.name, f.type)
-    for f in data:
-        old = existing.get(f.name)
-        if old is not None and _family(f.type) is not None and _family(f.type) != _family(old):
-            raise ConflictError(
-                f"column {f.name!r} is {f.type} in this upload but {old} in partition {partition}; "
-                f"convert it to {old}, or upload to another variant (or with overwrite=True to replace the partition)"
-            )
-
-
-def _write_part(con: duckdb.DuckDBPyConnection, data: Path, schema: pa.Schema, others: dict[Path, pa.Schema],
-                target: Path, ready: Callable[[], Any]) -> dict[str, int]:
-    """Write the upload's rows (`data`, of `schema`) that are not already in the partition's parts
-    (`others`, with their schemas), nor repeated, to `target`; `ready` returns once the rows may
-    be seen (their assets named), just before the part takes its name."""
+def _select_rows(con: duckdb.DuckDBPyConnection, data: Path, schema: pa.Schema,
+                 others: dict[Path, pa.Schema]) -> dict[str, int]:
+    """Keep (as the temporary table `kept`) the upload's rows (`data`, of `schema`) that are not
+    already in the partition's parts (`others`, with their schemas), nor repeated; the counts."""
     con.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM read_parquet($f, file_row_number=true)",
                 {"f": str(data)})
     new_cols = [c for c in schema.names if c not in LINEAGE_COLUMNS]
@@ -294,17 +310,17 @@ def _write_part(con: duckdb.DuckDBPyConnection, data: Path, schema: pa.Schema, o
     written = con.sql("SELECT count(*) FROM kept").fetchall()[0][0]
     distinct_assets = (con.sql("SELECT count(DISTINCT hash) FROM new_rows").fetchall()[0][0]
                        if "hash" in new_cols else 0)
-    if written:
-        reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
-        with atomic_path(target) as tmp:
-            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-                for batch in reader:
-                    writer.write_batch(batch.cast(schema))
-            ready()
-    else:
-        target.unlink(missing_ok=True)
     return {"rows_in": rows_in, "rows_written": written, "duplicate_rows": rows_in - written,
             "distinct_assets": distinct_assets}
+
+
+def _write_rows(con: duckdb.DuckDBPyConnection, schema: pa.Schema, path: Path) -> None:
+    """Write the `kept` rows to `path` as parquet of `schema`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    reader = con.sql("SELECT * FROM kept").to_arrow_reader(65536)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(batch.cast(schema))
 
 
 def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, list[str]]:
@@ -358,17 +374,23 @@ def _claim_name(staged: str, final: str) -> None:
     os.unlink(staged)
 
 
-def _write_ledger(lake: Lake, folder: Path, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
-    """Record the processed upload and the assets it brought, keyed by upload id (idempotent)."""
-    upload_id = manifest["upload_id"]
-    row = {"upload_id": upload_id, **{k: manifest.get(k) for k in UPLOAD_FIELDS},
-           "meta": json.dumps(manifest.get("meta") or {}, ensure_ascii=False, sort_keys=True), "overwrite": bool(manifest.get("overwrite")),
-           "processed_at": utc_now(),
+def _ledger_paths(lake: Lake, folder: Path, upload_id: str) -> dict[str, Path]:
+    """The upload's ledger files, keyed by upload id: its record, and the assets it brought if any."""
+    paths = {"uploads": lake.ledger / "uploads" / f"{upload_id}.parquet"}
+    if (folder / ASSETS_FILE).is_file():
+        paths["assets"] = lake.ledger / "assets" / f"{upload_id}.parquet"
+    return paths
+
+
+def _write_ledger(folder: Path, manifest: dict[str, Any], summary: dict[str, Any], ledger: dict[str, Path]) -> None:
+    """Write the processed upload's record and the assets it brought under the ledger files' temporary names."""
+    row = {"upload_id": manifest["upload_id"], **{k: manifest.get(k) for k in UPLOAD_FIELDS},
+           "meta": json.dumps(manifest.get("meta") or {}, ensure_ascii=False, sort_keys=True),
+           "overwrite": bool(manifest.get("overwrite")), "processed_at": utc_now(),
            **{k: summary[k] for k in ("rows_in", "rows_written", "duplicate_rows", "new_assets",
                                        "reused_assets", "new_bytes")}}
-    with atomic_path(lake.ledger / "uploads" / f"{upload_id}.parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist([row]), tmp)
-    facts = folder / ASSETS_FILE
-    if facts.is_file():
-        with atomic_path(lake.ledger / "assets" / f"{upload_id}.parquet") as tmp:
-            shutil.copyfile(facts, tmp)
+    for path in ledger.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([row]), temp_path_for(ledger["uploads"]))
+    if "assets" in ledger:
+        shutil.copyfile(folder / ASSETS_FILE, temp_path_for(ledger["assets"]))

@@ -97,7 +97,7 @@ def create_app(options: ServerOptions) -> web.Application:
         busy = {"process": "processing", "build": "building"}
         state = "stopping" if runner.stop.is_set() else " and ".join(busy[k] for k in sorted(runner.running)) or "idle"
         return web.json_response({"state": state, "uploads": upload_counts(lake), "watch": options.watch,
-                                  "running_jobs": list(runner.running.values())})
+                                  "running_jobs": [j for j in store.list() if j["status"] == "running"]})
 
     def start(kind: str) -> web.Response:
         if runner.stop.is_set():
