@@ -408,6 +408,7 @@ class AssetStager:
 
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never waits on a FIFO
 SYSTEM_FOLDERS = ("/proc", "/sys")
+NOT_REGULAR = "not a regular file (a folder, device, FIFO, socket or system file)"
 
 
 def _system_devices() -> set[int]:
@@ -430,18 +431,20 @@ def open_regular_file(path: str) -> int:
     except FileNotFoundError:
         raise AssetProblem(f"file not found: {path}") from None
     except (NotADirectoryError, IsADirectoryError):
-        raise AssetProblem(f"not a regular file: {path}") from None
+        raise AssetProblem(f"{NOT_REGULAR}: {path}") from None
     except PermissionError:
         raise AssetProblem(f"file not readable (permission denied): {path}") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise AssetProblem(f"{path} is a symbolic link; datalake reads regular files only: give the "
                                "path of the file itself") from None
+        if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):  # a socket
+            raise AssetProblem(f"{NOT_REGULAR}: {path}") from None
         raise
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_dev in SYSTEM_DEVICES:
         os.close(fd)
-        raise AssetProblem(f"not a regular file (a folder, device, FIFO, socket or system file): {path}")
+        raise AssetProblem(f"{NOT_REGULAR}: {path}")
     return fd
 
 
@@ -510,7 +513,6 @@ def discard_staged_assets(assets_root: Path, folder: Path, upload_id: str) -> No
         with contextlib.suppress(OSError):  # gone already, or a read-only disk keeps it
             os.unlink(staged_asset_path(assets_root, relpath, upload_id))
         shards.add(relpath.rpartition("/")[0])
-    for shard in sorted(shards):
-        for empty in (shard, shard.partition("/")[0]):
-            with contextlib.suppress(OSError):  # not empty, or gone
-                os.rmdir(f"{assets_root}/{empty}")
+    for folder in [*shards, *{shard.partition("/")[0] for shard in shards}]:  # `ab/cd` before `ab`
+        with contextlib.suppress(OSError):  # not empty, or gone
+            os.rmdir(f"{assets_root}/{folder}")

@@ -79,10 +79,14 @@ def _check_case(stored: list[str], meta: dict[str, str]) -> None:
     by_key: dict[str, str] = {}
     for name in stored:
         other = by_key.setdefault(name.casefold(), name)
-        if other != name:
-            what = "the meta field" if other in meta or name in meta else "column"
-            raise ValidationError(f"columns {other!r} and {name!r} differ only in case, which the database "
-                                  f"cannot tell apart ({what}); rename one of them")
+        if other == name:
+            continue
+        if other in meta or name in meta:
+            column, field = (name, other) if other in meta else (other, name)
+            raise ValidationError(f"column {column!r} differs only in case from the meta field {field!r}, which "
+                                  "the database cannot tell apart; rename the column or drop it")
+        raise ValidationError(f"columns {other!r} and {name!r} differ only in case, which the database "
+                              "cannot tell apart; rename one of them")
 
 
 def find_asset_column(schema: pa.Schema, ignore_hash: bool = False) -> AssetColumn:

@@ -41,3 +41,9 @@ def client(tmp_path: Path) -> DatalakeClient:
 
 def process(client: DatalakeClient) -> dict:
     return client.wait_for_job_completion(client.trigger_processing())
+
+
+def lake_listing(lake: Path) -> list[str]:
+    """Every file and folder of a lake but its lock files: what a refused or killed upload must not change."""
+    return sorted(str(p.relative_to(lake)) + ("/" if p.is_dir() else "") for p in lake.rglob("*")
+                  if p.relative_to(lake).parts[0] != "locks")

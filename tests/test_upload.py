@@ -19,7 +19,7 @@ import pytest
 import xxhash
 from PIL import Image
 
-from conftest import catalog_rows, image_bytes, lake_files, process
+from conftest import catalog_rows, image_bytes, lake_files, lake_listing, process
 import datalake.collector
 from datalake import DatalakeClient, DatalakeError, NotFoundError, ValidationError
 from datalake.assets import WHOLE_READ_LIMIT
@@ -179,10 +179,10 @@ def refused(client: DatalakeClient, match: str, call) -> None:
 
 
 def refused_with(client: DatalakeClient, error: type[Exception], match: str, call) -> None:
-    before = lake_files(client.base_path, ".")
+    before = lake_listing(client.base_path)
     with pytest.raises(error, match=match):
         call()
-    assert lake_files(client.base_path, ".") == before, "a refused upload must leave no trace"
+    assert lake_listing(client.base_path) == before, "a refused upload must leave no trace"
 
 
 @pytest.fixture
