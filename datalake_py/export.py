@@ -27,7 +27,7 @@ import xxhash
 import pyarrow.parquet as pq
 
 from .assets import IMAGE_EXTS
-from .errors import ConflictError, DatalakeError, ValidationError
+from .errors import ConflictError, ValidationError
 from .lake import Lake
 from .progress import progress
 from .validation import MissingAsset, StoreFiles, UnsafeAsset
@@ -61,7 +61,7 @@ def _locate(store: StoreFiles, read_images: bool, digest: Any, relpath: Any) -> 
     except (MissingAsset, UnsafeAsset):
         return None
     except OSError as exc:
-        raise DatalakeError(f"cannot read asset {relpath}: {exc.strerror}") from None
+        raise store.unreadable(relpath, exc) from None
 
 
 def _is_image(path: str) -> bool:

@@ -128,6 +128,10 @@ class StoreFiles:
         path = self.path(digest, relpath)
         return path, open_nofollow(path)
 
+    def unreadable(self, relpath: str, exc: OSError) -> DatalakeError:
+        """The error for a store file that is there but cannot be read (permissions, I/O, a socket)."""
+        return DatalakeError(f"cannot read asset {os.path.join(self.lake.assets, relpath)}: {exc.strerror}")
+
 
 def _distinct_assets(lake: Lake, rows: pd.DataFrame | None) -> list[tuple[Any, Any]]:
     """(hash, path) of each distinct asset, sorted so that a seed always picks the same sample."""
@@ -156,7 +160,7 @@ def _check(store: StoreFiles, digest: Any, relpath: Any, deep: bool) -> str:
     except UnsafeAsset:
         return "symlinks"
     except OSError as exc:
-        raise DatalakeError(f"cannot read asset {relpath}: {exc.strerror}") from None
+        raise store.unreadable(relpath, exc) from None
 
 
 def validate_assets(lake: Lake, rows: pd.DataFrame | None = None, sample_percent: float = 100,

@@ -43,7 +43,8 @@ def validate(ctx: typer.Context,
     echo_json(report)
     if report["missing_count"] or report["mismatch_count"] or report["symlink_count"]:
         raise DatalakeError(f"{report['missing_count']} missing, {report['mismatch_count']} corrupt and "
-                            f"{report['symlink_count']} symlinked asset(s)" + _symlinks_named(report, client.lake.assets))
+                            f"{report['symlink_count']} symlinked asset(s)"
+                            + _symlinks_named(report, client.lake.assets))
 
 
 def _symlinks_named(report: dict, store: Path) -> str:
