@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,11 +65,15 @@ def register_columns(lake: Lake, schema: pa.Schema, partition: Partition, upload
         before = repr(registry)
         if clashes(registry, mine, lambda _: False):
             in_flight = uploads_in_staging(lake)  # first, so an upload landing meanwhile is kept
-            registry = scan_parts(lake, {k: [c for c in v if c["upload_id"] in in_flight]
-                                         for k, v in registry.items()})
+            every: Registry = {}  # the claims of every part and of the uploads that may still land
+            for key, claims in registry.items():
+                every.setdefault(key, []).extend(c for c in claims if c["upload_id"] in in_flight)
+            for key, claim in part_claims(lake):
+                every.setdefault(key, []).append(claim)
             replaced = (lambda c: overwrite and c["partition"] == str(partition)
                         and c["upload_id"] not in in_flight)
-            found = clashes(registry, mine, replaced)
+            found = clashes(every, mine, replaced)
+            registry = distinct_claims((key, c) for key, claims in every.items() for c in claims)
             if found:
                 if repr(registry) != before:
                     write_registry(lake, registry)
@@ -126,15 +130,23 @@ def uploads_in_staging(lake: Lake) -> set[str]:
     return {p.name for stage in ("pending", "processing") for p in lake.stage(stage).iterdir()}
 
 
-def scan_parts(lake: Lake, registry: Registry) -> Registry:
-    """`registry` plus the claims of every part file in the catalog (their footers only)."""
+def part_claims(lake: Lake) -> Iterator[tuple[str, Claim]]:
+    """(lower-cased name, claim) for every column of every part file in the catalog (footers only)."""
     for part in sorted(lake.catalog.glob("provider=*/dataset=*/task=*/variant=*/part-*.parquet")):
-        with contextlib.suppress(FileNotFoundError):  # replaced by an overwrite meanwhile
+        try:
             schema = pq.read_schema(part)
-            partition = "/".join(p.split("=", 1)[1] for p in part.parent.relative_to(lake.catalog).parts)
-            upload_id = part.name.removeprefix("part-").removesuffix(".parquet")
-            for key, claim in claims_of(schema, partition, upload_id).items():
-                add_claim(registry, key, claim)
+        except FileNotFoundError:  # replaced by an overwrite meanwhile
+            continue
+        partition = "/".join(p.split("=", 1)[1] for p in part.parent.relative_to(lake.catalog).parts)
+        upload_id = part.name.removeprefix("part-").removesuffix(".parquet")
+        yield from claims_of(schema, partition, upload_id).items()
+
+
+def distinct_claims(claims: Iterable[tuple[str, Claim]]) -> Registry:
+    """The registry of `claims`: the first of each spelling and family."""
+    registry: Registry = {}
+    for key, claim in claims:
+        add_claim(registry, key, claim)
     return registry
 
 
@@ -142,7 +154,7 @@ def load_registry(lake: Lake) -> Registry:
     """The registry; built from the part files when the lake has none yet (or it is unreadable)."""
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
         return read_json(registry_path(lake))["columns"]
-    registry = scan_parts(lake, {})
+    registry = distinct_claims(part_claims(lake))
     write_registry(lake, registry)
     return registry
 

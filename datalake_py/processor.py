@@ -64,18 +64,22 @@ class DatalakeProcessor:
         stop = stop or threading.Event()
         halt = threading.Event()  # set by a disk problem: the other uploads would meet it too
         summaries: list[dict[str, Any]] = []
-        with storage_errors("processing"):
-            self._clean_leftovers()
-            while not stop.is_set() and not halt.is_set():
-                batch = self._run_pass(stop, halt)
-                summaries += batch
-                if not batch:
-                    break
+        problem = None
+        try:
+            with storage_errors("processing"):
+                self._clean_leftovers()
+                while not stop.is_set() and not halt.is_set():
+                    batch = self._run_pass(stop, halt)
+                    summaries += batch
+                    if not batch:
+                        break
+        except StorageError as exc:  # the disk refused even the locks or the clean-up
+            problem = str(exc)
+        problem = next((s["error"] for s in summaries if s["status"] == "pending"), problem)
         counts = {status: sum(1 for s in summaries if s["status"] == status) for status in ("processed", "failed")}
         result = {"started_at": started, "completed_at": utc_now(), **counts, "uploads": summaries}
         left = upload_counts(self.lake)["pending"]
-        if halt.is_set():
-            problem = next(s["error"] for s in summaries if s["status"] == "pending")
+        if problem:
             result.update(error=f"{problem} ({left} upload(s) stay pending)", error_type=StorageError.__name__)
         elif stop.is_set():
             result["error"] = f"stopped before the end (shutting down); {left} upload(s) stay pending"
