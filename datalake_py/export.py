@@ -51,7 +51,7 @@ def _locate(store: StoreFiles, read_images: bool, digest: Any, relpath: Any) -> 
     if not isinstance(digest, str) and not isinstance(relpath, str):
         return NO_ASSET
     try:
-        if read_images and _is_image(relpath):
+        if read_images and isinstance(relpath, str) and _is_image(relpath):
             path, f = store.open(digest, relpath)
             with f:
                 data = f.readall()

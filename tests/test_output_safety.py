@@ -199,6 +199,15 @@ def test_symlinks_in_the_store_are_never_read(client, tmp_path):
     assert result.stderr.endswith("; replace each with the file itself\n")
 
 
+def test_a_row_without_a_path_counts_as_missing(client, tmp_path):
+    rows = client.search(tasks=["ocr"]).head(2)
+    rows.loc[0, "path"] = None
+    with pytest.warns(UserWarning, match="1 row"):
+        frame = client.to_pandas(rows, include_images=True)
+    assert frame["image"].isna().tolist() == [True, False]
+    assert client.download(rows, tmp_path / "ds", include_images=True)["missing_assets"] == 1
+
+
 def test_a_collection_with_a_symlinked_asset_does_not_verify(client, tmp_path):
     client.import_collection(client.search(tasks=["ocr"]), name="set", version="v1")
     unsafe = plant_symlinks(client, tmp_path / "outside")
