@@ -187,7 +187,8 @@ def test_to_dataset_and_to_pandas(lake):
 def test_validate_counts_distinct_assets_and_reports_missing_ones(lake):
     rows = catalog(lake)
     assert validate_assets(lake) == {"total": 4, "checked": 4, "missing": [], "missing_count": 0,
-                                     "integrity_rate": 1.0, "mismatched": [], "mismatch_count": 0}
+                                     "integrity_rate": 1.0, "mismatched": [], "mismatch_count": 0,
+                                     "symlinks": [], "symlink_count": 0}
     assert validate_assets(lake, rows)["total"] == 4  # the shared image is one asset
     (lake.assets / rows["path"][0]).unlink()
     for report in (validate_assets(lake), validate_assets(lake, rows)):
