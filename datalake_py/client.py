@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import config, db, export, search, validation
 from .collections import CollectionManager
-from .errors import DatalakeError
+from .errors import ERRORS_BY_NAME, DatalakeError
 from .ingest import UploadRequest, stage_upload
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
@@ -111,7 +111,8 @@ class DatalakeClient:
             if job["status"] == "completed":
                 return job["result"]
             if job["status"] == "failed":
-                raise DatalakeError(f"job {job_id} failed: {job['error']}")
+                error = ERRORS_BY_NAME.get(job.get("error_type"), DatalakeError)  # the class it failed with
+                raise error(f"job {job_id} failed: {job['error']}")
             if deadline is not None and time.monotonic() >= deadline:
                 raise DatalakeError(f"job {job_id} is still running after {timeout} s")
             time.sleep(polling_interval)
