@@ -22,6 +22,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -31,6 +33,8 @@ from .fs import file_lock
 from .lake import Lake, utc_now
 
 RULES_TEST = "task_meta_rules"
+PARTS_TEST = "catalog_holds_every_part_file"
+PART_FILES = "provider=*/dataset=*/task=*/variant=*/part-*.parquet"  # under catalog/; as in dbt_project.yml
 
 
 class DbBuildError(DatalakeError):
@@ -60,13 +64,19 @@ def run_dbt(lake: Lake, args: list[str]) -> subprocess.CompletedProcess:
 
 
 def _run_dbt_kept(lake: Lake, args: list[str], db_path: Path) -> str | None:
-    """Run a dbt command on `db_path` in the kept dbt process; None, or what went wrong."""
-    return DbtWorker.run(dbt_args(lake, args), dbt_vars(lake, db_path))
+    """Run a dbt command on `db_path` in the kept dbt process; None, or what went wrong.
+
+    dbt runs in the database's folder and is given the file's bare name: dbt-duckdb reads its
+    path as a URL, so a `?` or `#` in the lake's path would end it there."""
+    return DbtWorker.run(dbt_args(lake, args), dbt_vars(lake, Path(db_path.name)), cwd=db_path.parent)
 
 
 def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
     """Build (or update) the database; its summary, or DbBuildError naming what failed."""
     lake.require()
+    if "?" in str(lake.db_dir):
+        raise ValidationError(f"the lake's path {str(lake.root)!r} has a '?', under which DuckDB cannot write "
+                              "its database; rename or move the lake folder")
     started = time.monotonic()
     with file_lock(lake.locks / "build.lock"):
         work = lake.db_dir / ".catalog.duckdb.building"
@@ -99,17 +109,29 @@ def _run_results(lake: Lake) -> list[dict[str, Any]]:
 
 
 def _describe_failure(result: dict[str, Any], work: Path) -> str:
-    """One line per failing node; for the meta rules test, one line per task, field and bad value."""
+    """One line per failing node; for the meta rules test one line per task, field and bad value,
+    for the part files test one line per part file the catalog does not hold exactly."""
     name = result["unique_id"].split(".")[2] if result["unique_id"].count(".") >= 2 else result["unique_id"]
-    if RULES_TEST in result["unique_id"] and result["status"] == "fail":
-        try:
-            with duckdb.connect(str(work), read_only=True) as con:
-                rows = con.execute(f"select * from {result['relation_name']} order by all").fetchall()
-        except duckdb.Error:
-            rows = []
-        lines = [f"task {t!r} field {f!r}: value {v!r} in {n} row(s) ({p})" for t, f, v, n, p in rows]
+    if result["status"] == "fail" and name == PARTS_TEST:
+        lines = [f"{file}: {in_file} row(s) in the file, {in_db} in the catalog"
+                 for file, in_file, in_db in _stored_failures(result, work)]
+        return ("the catalog does not hold exactly the rows of these part files (a damaged file, or one "
+                "replaced while the build ran: check the file, then build again):\n    "
+                + "\n    ".join(lines or [result["message"]]))
+    if result["status"] == "fail" and RULES_TEST in result["unique_id"]:
+        lines = [f"task {t!r} field {f!r}: value {v!r} in {n} row(s) ({p})"
+                 for t, f, v, n, p in _stored_failures(result, work)]
         return "schema rules (config/schema.yaml) broken:\n    " + "\n    ".join(lines or [result["message"]])
     return f"{name}: {result['status']}: {result.get('message') or ''}".strip()
+
+
+def _stored_failures(result: dict[str, Any], work: Path) -> list[tuple]:
+    """The rows a failing test stored in the database being built (none if they cannot be read)."""
+    try:
+        with duckdb.connect(str(work), read_only=True) as con:
+            return con.execute(f"select * from {result['relation_name']} order by all").fetchall()
+    except duckdb.Error:
+        return []
 
 
 def require_db(path: Path) -> Path:
@@ -156,7 +178,8 @@ def generate_docs(lake: Lake) -> Path:
 
 
 def db_info(lake: Lake) -> dict[str, Any]:
-    """Whether the database exists, its tables with row counts, and whether it is behind the catalog."""
+    """Whether the database exists, its tables with row counts, and whether it is behind the lake:
+    an upload in the ledger it lacks, or a part file whose rows its catalog does not hold exactly."""
     in_lake = sorted(p.stem for p in (lake.ledger / "uploads").glob("*.parquet"))
     if not lake.db_path.exists():
         return {"path": str(lake.db_path), "exists": False, "behind": True, "uploads_in_lake": len(in_lake),
@@ -167,12 +190,27 @@ def db_info(lake: Lake) -> dict[str, Any]:
             "and table_type = 'BASE TABLE' order by 1").fetchall()]
         counts = {t: con.execute(f"select count(*) from {quote(t)}").fetchone()[0] for t in tables}
         in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
+        held = dict(con.execute("select _file, count(*) from catalog group by _file").fetchall()) \
+            if "catalog" in tables else {}
     missing = [u for u in in_lake if u not in in_db]
     stat = lake.db_path.stat()
     return {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,
             "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
             "tables": counts, "uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
-            "behind": bool(missing)}
+            "behind": bool(missing) or _part_rows(lake) != held}
+
+
+def _part_rows(lake: Lake) -> dict[str, int | None]:
+    """Rows of each non-empty part file, from its parquet footer (None for a file that cannot be read)."""
+    rows: dict[str, int | None] = {}
+    for part in lake.catalog.glob(PART_FILES):
+        try:
+            num_rows = pq.read_metadata(part).num_rows
+        except (OSError, pa.ArrowException):  # gone meanwhile, or not parquet: the build will say
+            num_rows = None
+        if num_rows != 0:
+            rows[str(part)] = num_rows
+    return rows
 
 
 def quote(name: str) -> str:
@@ -193,7 +231,9 @@ def check_read_only(sql: str) -> None:
     """Refuse anything but one query (SELECT, WITH, set operations, DESCRIBE, SHOW)."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.TokenError as exc:
+        raise ValidationError(f"the SQL does not parse: {exc}; check for an unclosed quote or comment") from None
+    except sqlglot.errors.SqlglotError as exc:
         raise ValidationError(f"the SQL does not parse: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1:
         raise ValidationError(f"give exactly one SQL statement (got {len(statements)})")

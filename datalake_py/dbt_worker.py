@@ -4,8 +4,8 @@ Importing dbt and loading its adapter cost about 2 s; a process that builds more
 server, a notebook, a script) pays that once. dbt's process-wide state (working folder,
 environment, the database dbt-duckdb keeps open) stays out of the parent.
 
-Protocol, one JSON line each way: the parent writes {"args": [...], "env": {...}} to the child's
-stdin; the child answers {"error": null or "what went wrong"} on its stdout. Anything dbt prints
+Protocol, one JSON line each way: the parent writes {"args": [...], "env": {...}, "cwd": "..."} to
+the child's stdin (dbt runs in folder `cwd`); the child answers {"error": null or "what went wrong"} on its stdout. Anything dbt prints
 goes to stderr. The child ends when its stdin closes, that is when its parent ends.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # holds dbt_project.yml and profiles/
 
 
-def run_command(args: list[str], env: dict[str, str]) -> str | None:
-    """Run one dbt command here; None when it succeeded, else what went wrong.
+def run_command(args: list[str], env: dict[str, str], cwd: str) -> str | None:
+    """Run one dbt command here, in folder `cwd`; None when it succeeded, else what went wrong.
 
     dbt-duckdb keeps its database open between commands; it is closed after each one, as a
     build's file is renamed next and a later build must not write through a handle to it.
@@ -32,6 +32,7 @@ def run_command(args: list[str], env: dict[str, str]) -> str | None:
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)
+    os.chdir(cwd)
     try:
         result = dbtRunner().invoke([*args, "--log-level", "none"])  # dbt's log file keeps everything
     except Exception as exc:  # dbt raises for some start-up problems instead of reporting them
@@ -52,7 +53,7 @@ def serve() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not mix with answers
     for line in sys.stdin:
         request = json.loads(line)
-        answers.write(json.dumps({"error": run_command(request["args"], request["env"])}) + "\n")
+        answers.write(json.dumps({"error": run_command(request["args"], request["env"], request["cwd"])}) + "\n")
         answers.flush()
 
 
@@ -63,9 +64,9 @@ class DbtWorker:
     _lock = threading.Lock()
 
     @classmethod
-    def run(cls, args: list[str], env: dict[str, str]) -> str | None:
-        """Run a dbt command in the child; None when it succeeded, else what went wrong."""
-        request = json.dumps({"args": args, "env": env}) + "\n"
+    def run(cls, args: list[str], env: dict[str, str], cwd: Path = PROJECT_DIR) -> str | None:
+        """Run a dbt command in the child, in folder `cwd`; None when it succeeded, else what went wrong."""
+        request = json.dumps({"args": args, "env": env, "cwd": str(cwd)}) + "\n"
         with cls._lock:
             child = cls._started()
             try:

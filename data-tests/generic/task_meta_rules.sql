@@ -19,16 +19,16 @@ where task != 'raw' and task not in (select task from registered)
 group by all
 {%- for check in checks %}
 union all
-select task, {{ dbt.string_literal(check.field) }} as field,
-       {% if check.field in columns %}"{{ check.field }}"::varchar{% else %}null::varchar{% endif %} as bad_value,
+select task, {{ sql_string(check.field) }} as field,
+       {% if check.field in columns %}{{ sql_name(check.field) }}::varchar{% else %}null::varchar{% endif %} as bad_value,
        count(*) as n_rows,
-       {% if check.allowed %}'allowed: {{ check.allowed | join(", ") }}'{% else %}'required'{% endif %} as problem
+       {{ sql_string('allowed: ' ~ check.allowed | join(', ') if check.allowed else 'required') }} as problem
 from {{ model }}
-where task = {{ dbt.string_literal(check.task) }}
+where task = {{ sql_string(check.task) }}
   and (
     {%- if check.field in columns %}
-      "{{ check.field }}" is null
-      {%- if check.allowed %} or "{{ check.field }}"::varchar not in ({{ string_list(check.allowed) }}){% endif %}
+      {{ sql_name(check.field) }} is null
+      {%- if check.allowed %} or {{ sql_name(check.field) }}::varchar not in ({{ string_list(check.allowed) }}){% endif %}
     {%- else %} true {%- endif %}
   )
 group by all

@@ -1,7 +1,7 @@
-{# One row per stored row. Incremental: a build reads only part files it has not seen, and
-   drops rows whose part file is gone (a partition overwritten). #}
-{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='append_new_columns') }}
+{# One row per stored row. Incremental: a build reads only the part files whose rows it does not
+   hold, and drops rows whose part file is gone (a partition overwritten); see macros/lake.sql. #}
+{{ config(materialized='incremental', incremental_strategy='lake_files', on_schema_change='append_new_columns') }}
 
 select *
 from {{ ref('stg_lake__catalog_rows') }}
-{{ only_new_files('catalog/provider=*/dataset=*/task=*/variant=*/*.parquet') }}
+{{ files_to_read() }}

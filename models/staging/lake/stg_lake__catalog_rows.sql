@@ -1,31 +1,38 @@
-{# One row per stored row, with its partition, a stable row_id and the part file it is in.
-    An empty lake gives an empty view with the contract's columns. #}
+{# One row per stored row, with its partition and part file (_file) from the part's path, and a
+   stable row_id (the upload id in the part's name, the row's number in the part). These columns
+   are the lake's: a part's own column of the same name, in any case, is left out. The file name
+   column gets a name no part uses, so a user's `filename` or `_file` column is no trouble.
+   An empty lake gives an empty view with the contract's columns. #}
 -- depends_on: {{ source('lake', 'catalog') }}
-{% set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
-{%- if lake_files('catalog/provider=*/dataset=*/task=*/variant=*/*.parquet') -%}
+{%- set partition = ["provider", "dataset", "task", "variant"] -%}
+{%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
+{%- if lake_files(catalog_parts()) %}
 {%- set columns = source_columns(source('lake', 'catalog')) -%}
+{%- set lowered = columns | map('lower') | list -%}
+{%- if 'file_row_number' in lowered -%}{{ refuse_file_row_number_column() }}{%- endif -%}
+{%- set file = unused_name('_file', lowered) %}
 select
-    _upload_id || ':' || file_row_number as row_id,
-    provider,
-    dataset,
-    task,
-    variant,
-    * exclude (provider, dataset, task, variant, filename, file_row_number),
-    {%- for column in base if column not in columns %}
+    {{ part_path_field(file, 'upload_id') }} || ':' || file_row_number as row_id,
+    {%- for key in partition %}
+    {{ part_path_field(file, key) }} as {{ key }},
+    {%- endfor %}
+    * exclude (
+        {%- for column in columns if column | lower in partition + ["row_id", "_file"] -%}
+        {{ sql_name(column) }}, {% endfor -%}
+        {{ sql_name(file) }}, file_row_number),
+    {%- for column in base if column not in lowered %}
     null::varchar as {{ column }},
     {%- endfor %}
-    filename as _file
-from {{ source('lake', 'catalog') }}
+    {{ sql_name(file) }} as _file
+from read_parquet({{ lake_glob(catalog_parts()) }}, hive_partitioning=false, union_by_name=true,
+                  filename={{ sql_string(file) }}, file_row_number=true)
 {%- else %}
 select
     null::varchar as row_id,
-    null::varchar as provider,
-    null::varchar as dataset,
-    null::varchar as task,
-    null::varchar as variant,
-    {%- for column in base %}
+    {%- for column in partition + base %}
     null::varchar as {{ column }},
     {%- endfor %}
     null::varchar as _file
 where false
 {%- endif %}
+

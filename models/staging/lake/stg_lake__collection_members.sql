@@ -12,7 +12,7 @@ select
     {%- endfor %}
     filename as _file
 from (select *, string_split(filename, '/') as parts from {{ source('lake', 'collection_members') }})
-where filename not like '%/.%'
+where not {{ in_hidden_collection_folder('filename') }}
 {%- else -%}
 select
     null::varchar as collection_key, null::varchar as name, null::varchar as version,

@@ -3,7 +3,7 @@
 {% if lake_files('collections/*/*/metadata.json') -%}
 select {{ collection_version_columns() }}
 from {{ source('lake', 'collections') }}
-where filename not like '%/.%'
+where not {{ in_hidden_collection_folder('filename') }}
 {%- else -%}
 select {{ empty_collection_version_columns() }}
 where false
