@@ -4,9 +4,10 @@ Importing dbt and loading its adapter cost about 2 s; a process that builds more
 server, a notebook, a script) pays that once. dbt's process-wide state (working folder,
 environment, the database dbt-duckdb keeps open) stays out of the parent.
 
-Protocol, one JSON line each way: the parent writes {"args": [...], "env": {...}, "cwd": "..."} to
-the child's stdin (dbt runs in folder `cwd`); the child answers {"error": null or "what went wrong"} on its stdout. Anything dbt prints
-goes to stderr. The child ends when its stdin closes, that is when its parent ends.
+Protocol, one JSON line each way: the parent writes {"args": [...], "env": {...}, "cwd": "..."}
+(dbt runs in folder `cwd`) to the child's stdin; the child answers {"error": null or "what went
+wrong"} on its stdout. Anything dbt prints goes to stderr. The child ends when its stdin closes,
+that is when its parent ends.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class DbtWorker:
     _lock = threading.Lock()
 
     @classmethod
-    def run(cls, args: list[str], env: dict[str, str], cwd: Path = PROJECT_DIR) -> str | None:
+    def run(cls, args: list[str], env: dict[str, str], cwd: Path) -> str | None:
         """Run a dbt command in the child, in folder `cwd`; None when it succeeded, else what went wrong."""
         request = json.dumps({"args": args, "env": env, "cwd": str(cwd)}) + "\n"
         with cls._lock:

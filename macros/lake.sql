@@ -18,7 +18,8 @@
 
 {% macro lake_glob(relative_glob) -%}
   {#- The files under the lake matching a glob, as a SQL string (the lake folder escaped in the
-      `lake` source's config, models/staging/lake/_lake__sources.yml). -#}
+      `lake` source's config, models/staging/lake/_lake__sources.yml; not known at parse time). -#}
+  {%- if not execute -%}{{ return("''") }}{%- endif -%}
   {%- set lake = graph.sources['source.' ~ project_name ~ '.lake.catalog'].config.lake_glob -%}
   {{- "'" ~ lake ~ '/' ~ relative_glob ~ "'" -}}
 {%- endmacro %}

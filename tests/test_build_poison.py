@@ -9,6 +9,8 @@ incremental builds and a full refresh, and `behind` tells when it does not.
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 from conftest import process
 from datalake import DatalakeClient, DbBuildError, ValidationError
 from datalake.cli import app as cli
+from datalake.db import PROJECT_DIR, dbt_env
 
 PART_GLOB = "catalog/provider=*/dataset=*/task=*/variant=*/part-*.parquet"
 
@@ -189,3 +192,20 @@ def test_a_query_that_does_not_tokenize_is_a_clear_error(client):
     assert result.exit_code == 1
     assert result.stderr == ("Error: the SQL does not parse: Error tokenizing 'select 1 /* '; "
                              "check for an unclosed quote or comment\n")
+
+
+def test_compiling_the_project_leaves_the_database_alone(client):
+    """`dbt compile` renders the incremental models against the database; only a build changes it."""
+    upload(client, 1)
+    client.build_db()
+    client.upload_raw(pd.DataFrame({"n": [5]}), provider="test", dataset="d", overwrite=True)
+    process(client)
+    target = client.base_path / "db" / "compile-target"
+    compiled = subprocess.run([str(Path(sys.executable).parent / "dbt"), "compile", "--profiles-dir", "profiles",
+                               "--target-path", str(target)], cwd=PROJECT_DIR, env=dbt_env(client.lake),
+                              capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    assert sorted(client.sql("select n from catalog")["n"]) == [1, 2]
+    assert client.get_db_info()["behind"] is True
+    client.build_db()
+    assert sorted(client.sql("select n from catalog")["n"]) == [5]
