@@ -175,7 +175,7 @@ class DatalakeClient:
         """Search results as a datasets.Dataset whose `image` column is the Image feature."""
         return export.to_dataset(self.lake, search_results, include_images)
 
-    def to_pandas(self, search_results: pd.DataFrame, include_images: bool = False) -> pd.DataFrame:
+    def to_pandas(self, search_results: pd.DataFrame, include_images: bool = True) -> pd.DataFrame:
         """Search results with absolute asset paths (and image bytes with include_images)."""
         return export.to_pandas(self.lake, search_results, include_images)
 

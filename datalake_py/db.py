@@ -28,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 
 from .dbt_worker import PROJECT_DIR, DbtWorker
-from .errors import DatalakeError, NotFoundError, ValidationError
+from .errors import DatalakeError, DbBuildError, NotFoundError, ValidationError
 from .fs import file_lock
 from .lake import Lake, utc_now
 
@@ -36,9 +36,6 @@ RULES_TEST = "task_meta_rules"
 PARTS_TEST = "catalog_holds_every_part_file"
 PART_FILES = "provider=*/dataset=*/task=*/variant=*/part-*.parquet"  # under catalog/; as in dbt_project.yml
 
-
-class DbBuildError(DatalakeError):
-    """`dbt build` failed: the message names each failing model or test."""
 
 
 def dbt_vars(lake: Lake, db_path: Path | None = None) -> dict[str, str]:

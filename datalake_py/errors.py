@@ -40,6 +40,10 @@ class AuthError(DatalakeError):
     status = 401
 
 
+class DbBuildError(DatalakeError):
+    """`dbt build` failed: the message names each failing model or test; the database was left as it was."""
+
+
 class StorageError(DatalakeError):
     """The disk refused the work (full, read-only, failing): nothing was lost; run again once it is fixed."""
 
@@ -47,7 +51,7 @@ class StorageError(DatalakeError):
 
 
 ERRORS_BY_NAME = {cls.__name__: cls for cls in (DatalakeError, ValidationError, ConfigError, NotFoundError,
-                                                ConflictError, AuthError, StorageError)}
+                                                ConflictError, AuthError, DbBuildError, StorageError)}
 
 STORAGE_ERRNOS = {
     errno.ENOSPC: ("no space left on the device", "free some space"),

@@ -315,7 +315,7 @@ def to_dataset(lake: Lake, rows: pd.DataFrame, include_images: bool = True) -> "
     return datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
 
 
-def to_pandas(lake: Lake, rows: pd.DataFrame, include_images: bool = False) -> pd.DataFrame:
+def to_pandas(lake: Lake, rows: pd.DataFrame, include_images: bool = True) -> pd.DataFrame:
     """A copy of the rows with absolute asset paths in `path` (null when missing).
 
     With include_images, an `image` column holds the stored bytes of image assets (null for

@@ -176,11 +176,11 @@ def test_to_dataset_and_to_pandas(lake):
     paths_only = to_dataset(lake, rows, include_images=False).cast_column("image", datasets.Image(decode=False))
     assert paths_only[2]["image"] == {"bytes": None, "path": str(lake.assets / rows["path"][2])}
 
-    frame = to_pandas(lake, rows)
+    frame = to_pandas(lake, rows, include_images=False)
     assert "image" not in frame.columns and list(frame.index) == list(rows.index)
     assert list(frame["path"]) == [str(lake.assets / p) for p in rows["path"]]
     assert rows["path"][0] == frame["path"][0].removeprefix(str(lake.assets) + "/")  # rows are not changed
-    with_images = to_pandas(lake, rows, include_images=True)
+    with_images = to_pandas(lake, rows)  # images are included unless asked otherwise, as in every export
     assert list(with_images["image"]) == [stored(lake, p) for p in rows["path"][:4]] + [None]
 
 

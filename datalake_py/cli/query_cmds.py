@@ -77,8 +77,8 @@ def register(app: typer.Typer) -> None:
                      limit: Optional[int] = typer.Option(None, "--limit", min=0),
                      fmt: str = typer.Option("auto", "--format",
                                              help="dataset (or datasets), parquet or auto (by the output name)."),
-                     include_images: bool = typer.Option(False, "--include-images",
-                                                         help="Embed image bytes (dataset format)."),
+                     include_images: bool = typer.Option(True, "--include-images/--no-images",
+                                                         help="Embed image bytes (dataset format; the default), or point at the files."),
                      as_collection: Optional[str] = typer.Option(None, "--as-collection",
                                                                  help="Also freeze the rows as this collection."),
                      version: Optional[str] = typer.Option(None, "--version", help="With --as-collection.")) -> None:
