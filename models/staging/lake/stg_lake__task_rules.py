@@ -1,19 +1,19 @@
 """One row per (task, required meta field, allowed value) from the lake's config/schema.yaml.
 
-`allowed_value` is null for a field that takes any value. The rules are read at build time
-(and checked) by datalake itself, so tasks added with `datalake config task create` are
-enforced without editing any model.
+`allowed_value` is null for a field that takes any value. The rules file comes through the `lake`
+source (so the lake folder is set in one place) and is parsed and checked by datalake itself, so
+tasks added with `datalake config task create` are enforced without editing any model.
 """
 
-import os
+from pathlib import Path
 
-from datalake.lake import Lake
-from datalake.schema import load_schema
+from datalake.schema import parse_schema
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    schema = load_schema(Lake(os.environ.get("DATALAKE_HOME", "lake")))
+    [(filename, content)] = dbt.source("lake", "rules").select("filename, content").fetchall()
+    schema = parse_schema(content, Path(filename))
     rows = [
         (rule.name, field, value)
         for rule in schema.tasks.values()
