@@ -2,7 +2,7 @@
    stable row_id (the upload id in the part's name, the row's number in the part). These columns
    are the lake's: a part's own column of the same name, in any case, is left out. The file name
    column gets a name no part uses, so a user's `filename` or `_file` column is no trouble.
-   An empty lake gives an empty view with the contract's columns. #}
+   An empty lake gives an empty view of the lake's columns, as _lake__models.yml declares them. #}
 -- depends_on: {{ source('lake', 'catalog') }}
 {%- set partition = ["provider", "dataset", "task", "variant"] -%}
 {%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
@@ -27,12 +27,5 @@ select
 from read_parquet({{ lake_glob(catalog_parts()) }}, hive_partitioning=false, union_by_name=true,
                   filename={{ sql_string(file) }}, file_row_number=true)
 {%- else %}
-select
-    null::varchar as row_id,
-    {%- for column in partition + base %}
-    null::varchar as {{ column }},
-    {%- endfor %}
-    null::varchar as _file
-where false
+{{ empty_select() }}
 {%- endif %}
-
