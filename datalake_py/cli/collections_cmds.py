@@ -25,7 +25,8 @@ def list_(ctx: typer.Context) -> None:
 
 
 @app.command("info")
-def info(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None)) -> None:
+def info(ctx: typer.Context, name: str = typer.Argument(..., help="The collection."),
+         version: Optional[str] = typer.Argument(None, help="The version (default: latest).")) -> None:
     """A version's metadata (default: latest)."""
     echo_json(client_for(ctx).collection_manager.info(name, version))
 
@@ -33,9 +34,9 @@ def info(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(
 @app.command("import")
 def import_(ctx: typer.Context,
             source: Path = typer.Argument(..., help="A parquet file or folder, or a save_to_disk folder."),
-            name: str = typer.Option(..., "--name"),
+            name: str = typer.Option(..., "--name", help="The collection to add a version to (made if new)."),
             version: Optional[str] = typer.Option(None, "--version", help="Default: the next vN."),
-            description: str = typer.Option("", "--description")) -> None:
+            description: str = typer.Option("", "--description", help="What the version holds.")) -> None:
     """Freeze external data as a new collection version (its assets go into the lake's store)."""
     meta = client_for(ctx).import_collection(source, name, version, description)
     typer.echo(f"Collection {meta['name']} {meta['version']}: {meta['num_samples']} samples, "
@@ -43,7 +44,8 @@ def import_(ctx: typer.Context,
 
 
 @app.command("export")
-def export(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None),
+def export(ctx: typer.Context, name: str = typer.Argument(..., help="The collection."),
+           version: Optional[str] = typer.Argument(None, help="The version (default: latest)."),
            output: Path = typer.Option(..., "--output", "-o", help="A folder (datasets) or .parquet file, "
                                                                    "outside the lake."),
            fmt: str = typer.Option("auto", "--format",
@@ -56,7 +58,8 @@ def export(ctx: typer.Context, name: str, version: Optional[str] = typer.Argumen
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None)) -> None:
+def verify(ctx: typer.Context, name: str = typer.Argument(..., help="The collection."),
+           version: Optional[str] = typer.Argument(None, help="The version (default: latest).")) -> None:
     """Recompute the fingerprint and re-hash every member's asset; exit 1 on any difference."""
     report = client_for(ctx).verify_collection(name, version)
     if not report["ok"]:
@@ -66,7 +69,8 @@ def verify(ctx: typer.Context, name: str, version: Optional[str] = typer.Argumen
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, name: str, version: Optional[str] = typer.Argument(None),
+def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The collection."),
+           version: Optional[str] = typer.Argument(None, help="The version (default: every version)."),
            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting a whole collection.")) -> None:
     """Delete a version, or the whole collection (asks first unless --yes)."""
     if version is None and not yes:

@@ -40,15 +40,15 @@ def provider_list(ctx: typer.Context) -> None:
 
 
 @provider_app.command("create")
-def provider_create(ctx: typer.Context, name: str,
-                    description: str = typer.Option("", "--description", "-d")) -> None:
+def provider_create(ctx: typer.Context, name: str = typer.Argument(..., help="The provider's name."),
+                    description: str = typer.Option("", "--description", "-d", help="Who or what it is.")) -> None:
     """Register a provider."""
     rules.add_provider(_lake(ctx), name, description)
     typer.echo(f"Provider {name!r} registered.")
 
 
 @provider_app.command("remove")
-def provider_remove(ctx: typer.Context, name: str) -> None:
+def provider_remove(ctx: typer.Context, name: str = typer.Argument(..., help="The provider's name.")) -> None:
     """Unregister a provider (stored data stays)."""
     rules.remove_provider(_lake(ctx), name)
     typer.echo(f"Provider {name!r} removed.")
@@ -77,10 +77,10 @@ def parse_allowed(items: List[str]) -> dict[str, list[str]]:
 @task_app.command("create")
 def task_create(
     ctx: typer.Context,
-    name: str,
+    name: str = typer.Argument(..., help="The task's name."),
     required: str = typer.Option("", "--required", help="Comma-separated required meta fields."),
     allowed: List[str] = typer.Option([], "--allowed", help="FIELD=v1,v2 (repeatable): allowed values."),
-    description: str = typer.Option("", "--description", "-d"),
+    description: str = typer.Option("", "--description", "-d", help="What the task's labels are."),
 ) -> None:
     """Register a task: `--required lang,src --allowed lang=ko,en --allowed src=real,synthetic`."""
     fields = [f.strip() for f in required.split(",") if f.strip()]
@@ -89,7 +89,7 @@ def task_create(
 
 
 @task_app.command("remove")
-def task_remove(ctx: typer.Context, name: str) -> None:
+def task_remove(ctx: typer.Context, name: str = typer.Argument(..., help="The task's name.")) -> None:
     """Unregister a task (stored data stays)."""
     rules.remove_task(_lake(ctx), name)
     typer.echo(f"Task {name!r} removed.")

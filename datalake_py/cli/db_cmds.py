@@ -65,8 +65,8 @@ def generate(ctx: typer.Context) -> None:
 
 
 @docs_app.command("serve")
-def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port"),
-          host: str = typer.Option("127.0.0.1", "--host")) -> None:
+def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port", help="Port to listen on."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.")) -> None:
     """Serve the docs site (run `datalake docs generate` first)."""
     client = client_for(ctx)
     if not (client.lake.db_dir / "dbt-target" / "index.html").exists():

@@ -45,7 +45,7 @@ def start(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print them as JSON.")) -> None:
     """Uploads waiting in staging (pending, processing, failed with the reason) and recent jobs."""
     client = client_for(ctx)
     uploads, jobs = client.list_uploads(), client.list_server_jobs()[-10:]
@@ -60,13 +60,15 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
 
 
 @app.command("retry")
-def retry(ctx: typer.Context, upload_id: str) -> None:
+def retry(ctx: typer.Context,
+          upload_id: str = typer.Argument(..., help="A failed upload (`datalake process list` shows them).")) -> None:
     """Send a failed upload back to pending."""
     client_for(ctx).retry_upload(upload_id)
     typer.echo(f"Upload {upload_id} is pending again; run `datalake process start`.")
 
 
 @app.command("status")
-def status(ctx: typer.Context, job_id: str) -> None:
+def status(ctx: typer.Context,
+           job_id: str = typer.Argument(..., help="The job (as `process start` printed it).")) -> None:
     """A job's record as JSON."""
     echo_json(client_for(ctx).get_job_status(job_id))

@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
     filter_options = {
         "provider": typer.Option([], "--provider", "-p", help="Repeatable; globs allowed."),
         "dataset": typer.Option([], "--dataset", "-d", help="Repeatable; globs allowed, e.g. 'coco_*'."),
-        "task": typer.Option([], "--task", "-t"),
-        "variant": typer.Option([], "--variant", "-v"),
+        "task": typer.Option([], "--task", "-t", help="Repeatable; globs allowed; raw data is task 'raw'."),
+        "variant": typer.Option([], "--variant", "-v", help="Repeatable; globs allowed."),
         "meta": typer.Option([], "--meta", "-m", help="FIELD=value (repeatable)."),
         "text": typer.Option(None, "--text", help="Case-insensitive substring to find."),
         "column": typer.Option("label", "--column", help="Column searched by --text."),
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
                    task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
                    meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
                    column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
-                   limit: Optional[int] = typer.Option(100, "--limit", min=0),
+                   limit: Optional[int] = typer.Option(100, "--limit", min=0, help="At most this many rows."),
                    fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
         """Find catalog rows by hierarchy, meta and content."""
         rows = client_for(ctx).search(**_filters(provider, dataset, task, variant, meta, text, column, json_path, limit))
@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
                      task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
                      meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
                      column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
-                     limit: Optional[int] = typer.Option(None, "--limit", min=0),
+                     limit: Optional[int] = typer.Option(None, "--limit", min=0,
+                                                         help="At most this many rows (default: all)."),
                      fmt: str = typer.Option("auto", "--format",
                                              help="dataset (or datasets), parquet or auto (by the output name)."),
                      include_images: bool = typer.Option(True, "--include-images/--no-images",

@@ -60,13 +60,14 @@ def register(app: typer.Typer) -> None:
     def upload(
         ctx: typer.Context,
         source: Path = typer.Argument(..., help="A parquet file, a folder of parquet files, or a save_to_disk folder."),
-        provider: Optional[str] = typer.Option(None, "--provider", "-p"),
-        dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
+        provider: Optional[str] = typer.Option(None, "--provider", "-p",
+                                               help="A registered provider (`datalake config provider list`)."),
+        dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="The dataset the rows belong to."),
         task: Optional[str] = typer.Option(None, "--task", "-t", help="Omit for raw data."),
         variant: Optional[str] = typer.Option(None, "--variant", "-v",
                                               help="Required with --task; raw data: detected unless given."),
         meta: List[str] = typer.Option([], "--meta", "-m", help="FIELD=value (repeatable), for --task."),
-        description: str = typer.Option("", "--description"),
+        description: str = typer.Option("", "--description", help="A note kept with the upload in the ledger."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the partition's rows when processed."),
     ) -> None:
         """Validate and stage data for processing. Asks for what is missing when run in a terminal."""
