@@ -34,10 +34,41 @@ BIG = 800  # images in the largest upload: long enough to kill the processor in 
 
 # A processor in a child process: prints "ready" once imported, optionally waits for a line on
 # stdin (to start two at the same moment), then prints the ids of the uploads it processed.
+# Given a kill point (a folder of the lake, n, "before" or "after"), it receives SIGKILL just
+# before, or just after, its n-th rename of an entry into that folder: the kill lands at that
+# exact step of the real processor's work, however fast or loaded the machine is.
 PROCESSOR_CHILD = r"""
-import json, sys
+import json, os, signal, sys, threading
 from datalake import DatalakeProcessor
+
+
+def kill_at_rename(folder, nth, moment):
+    folder, renames, lock, armed = os.path.realpath(folder), [0], threading.Lock(), set()
+
+    def hook(event, args):
+        if event == "os.kill":
+            return
+        if threading.get_ident() in armed:  # that thread's next step: the rename is done
+            os.kill(os.getpid(), signal.SIGKILL)
+        if event != "os.rename":
+            return
+        target = os.fspath(args[1])
+        if os.path.dirname(target) != folder or os.path.basename(target).startswith("."):
+            return  # elsewhere, or a hidden temporary name
+        with lock:
+            renames[0] += 1
+            reached = renames[0] == nth
+        if reached and moment == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if reached:
+            armed.add(threading.get_ident())
+
+    sys.addaudithook(hook)
+
+
 processor = DatalakeProcessor(sys.argv[1], num_proc=int(sys.argv[2]))
+if len(sys.argv) > 4:
+    kill_at_rename(os.path.join(sys.argv[1], sys.argv[4]), int(sys.argv[5]), sys.argv[6])
 print("ready", flush=True)
 if sys.argv[3] == "wait":
     sys.stdin.readline()
@@ -202,8 +233,11 @@ def start_child(script: str, *args: object, cwd: Path) -> subprocess.Popen:
     return proc
 
 
-def start_processor(lake: Path, num_proc: int = 1, wait: bool = False) -> subprocess.Popen:
-    return start_child(PROCESSOR_CHILD, lake, num_proc, "wait" if wait else "go", cwd=lake.parent)
+def start_processor(lake: Path, num_proc: int = 1, wait: bool = False,
+                    kill_point: tuple = ()) -> subprocess.Popen:
+    """A processor child on `lake`; with a kill point (folder, n, moment) it is killed there."""
+    return start_child(PROCESSOR_CHILD, lake, num_proc, "wait" if wait else "go", *kill_point,
+                       cwd=lake.parent)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
@@ -380,64 +414,60 @@ def assets_half_stored(lake: Path, new_assets: dict[str, list[Path]]) -> Callabl
     return reached
 
 
-def part_landed_upload_unfinished(lake: Path, partitions: dict[str, str]) -> Callable[[], bool]:
-    """An upload whose part file is in the catalog while it is still in staging/processing."""
-    def reached() -> bool:
-        return any((lake / "catalog" / partitions[f.name] / f"part-{f.name}.parquet").exists()
-                   for f in _upload_dirs(lake))
-    return reached
-
-
-def pending_facts(lake: Path) -> tuple[dict[str, list[Path]], dict[str, str]]:
-    """Per pending upload: the store paths of the assets it brings that the lake lacks, and its
-    partition folder."""
-    new_assets, partitions = {}, {}
+def pending_facts(lake: Path) -> dict[str, list[Path]]:
+    """Per pending upload: the store paths of the assets it brings that the lake lacks."""
+    new_assets = {}
     for folder in (lake / "staging" / "pending").iterdir():
-        m = json.loads((folder / "manifest.json").read_text())
         targets = [lake / "assets" / relpath for relpath, _ in staged_assets(folder)]
         new_assets[folder.name] = [t for t in targets if not t.exists()]
-        partitions[folder.name] = (f"provider={m['provider']}/dataset={m['dataset']}/task={m['task']}/"
-                                   f"variant={m['variant']}")
-    return new_assets, partitions
+    return new_assets
 
 
-def uploads_landed(lake: Path, count: int) -> Callable[[], bool]:
-    """`count` more uploads have their ledger entry: landed, but for removing their staging folder."""
-    before = len(os.listdir(lake / "ledger" / "uploads"))
-    return lambda: len(os.listdir(lake / "ledger" / "uploads")) >= before + count
+# Folders whose entries the processor renames, one step of an upload each (the kill points'
+# anchors): an upload is claimed (pending -> processing), its part file takes its name in its
+# partition, its ledger entry takes its name (it has landed), its staging folder is set aside in
+# trash/ for removal.
+CLAIMED = "staging/processing"
+SCANS_PART = "catalog/provider=test/dataset=scans/task=raw/variant=image"
+LEDGER = "ledger/uploads"
+TRASH = "staging/trash"
 
-
-# name -> (workers of the killed processor, its kills in a row). A kill is a state of the lake and
-# a delay after it: "start" (the child has imported and begins), "landed" (that many more uploads
-# have their ledger entry), "assets-half-stored" (an upload's new assets are partly in the store),
-# "part-landed" (an upload's part file is in the catalog while it is still being processed).
-# Anchoring kills to states keeps them inside the run on a fast or a slow machine alike.
+# name -> (workers of the killed processor, its kills in a row, each by a new processor). A kill
+# is either an exact step, (folder, n, "before" or "after"): the processor's n-th rename into that
+# folder (counted from its start, so an upload it lands again counts too), or a state of the lake
+# the test watches for, and a delay after it: "start" (the child has imported and begins),
+# "assets-half-stored" (an upload's new assets are partly in the store). With one worker the
+# uploads go in a fixed order: test/base/kie, replace, after, ocr1, ocr2, scans, files,
+# files-again (lands no part), clash (fails), mixed.
 KILLS = {
     "at-start": (1, [("start", 0.0)]),
     "50ms-in": (1, [("start", 0.05)]),
-    "after-2-uploads": (1, [("landed", 2, 0.03)]),
-    "after-4-uploads": (1, [("landed", 4, 0.06)]),
-    "after-8-uploads": (1, [("landed", 8, 0.0)]),
-    "two-workers-after-3-uploads": (2, [("landed", 3, 0.02)]),
-    "three-kills-in-a-row": (1, [("landed", 1, 0.01), ("landed", 2, 0.0), ("landed", 2, 0.01)]),
+    "after-2-uploads": (1, [(CLAIMED, 3, "after")]),
+    "after-4-uploads": (1, [(TRASH, 4, "after")]),
+    "after-8-uploads": (1, [(LEDGER, 8, "before")]),
+    "two-workers-after-3-uploads": (2, [(LEDGER, 3, "after")]),
+    # the 1st upload's ledger entry in place, its staging folder not yet gone; then an upload's
+    # ledger entry written but not renamed into place; then ocr2's staging folder in trash/ with
+    # the staged copies of assets that ocr1 stored first
+    "three-kills-in-a-row": (1, [(LEDGER, 1, "after"), (LEDGER, 2, "before"), (TRASH, 4, "after")]),
     "assets-half-stored": (1, [("assets-half-stored", 0.0)]),
-    "part-landed-upload-unfinished": (1, [("part-landed", 0.0)]),
+    "part-landed-upload-unfinished": (1, [(SCANS_PART, 1, "after")]),
 }
 
 
 def kill_processor(lake: Path, num_proc: int, kill_at: tuple) -> None:
     """Run a processor child on `lake` and SIGKILL it at `kill_at` (see KILLS)."""
-    state, *count, delay = kill_at
-    new_assets, partitions = pending_facts(lake)
-    reached = {
-        "start": lambda: True,
-        "landed": uploads_landed(lake, *count) if count else None,
-        "assets-half-stored": assets_half_stored(lake, new_assets),
-        "part-landed": part_landed_upload_unfinished(lake, partitions),
-    }[state]
-    proc = start_processor(lake, num_proc)
-    wait_for(proc, reached, f"the kill point {kill_at}")
-    kill_after(proc, delay)
+    if kill_at[0] == "start":
+        kill_after(start_processor(lake, num_proc), kill_at[1])
+    elif kill_at[0] == "assets-half-stored":
+        proc = start_processor(lake, num_proc)
+        wait_for(proc, assets_half_stored(lake, pending_facts(lake)), f"the kill point {kill_at}")
+        kill(proc)
+    else:
+        proc = start_processor(lake, num_proc, kill_point=kill_at)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGKILL, \
+            f"the processor ended ({proc.returncode}) without reaching the kill point {kill_at}:\n{err}"
 
 
 @pytest.fixture(scope="module", params=list(KILLS))
