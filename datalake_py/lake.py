@@ -75,7 +75,7 @@ class Partition:
 
 
 class Lake:
-    """Paths of one lake (DESIGN.md, 'The lake on disk')."""
+    """Paths of one lake (docs/design.md, 'The lake on disk')."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()

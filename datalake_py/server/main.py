@@ -44,11 +44,11 @@ def is_loopback(host: str) -> bool:
 def serve(
     base_path: Optional[Path] = typer.Option(None, "--base-path", help="The lake (env DATALAKE_HOME)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; any non-loopback one needs a token."),
-    port: int = typer.Option(8091, "--port"),
+    port: int = typer.Option(8091, "--port", help="Port to listen on."),
     num_proc: Optional[int] = typer.Option(None, "--num-proc", help="Processing workers (env DATALAKE_NUM_PROC)."),
     token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the token (or env DATALAKE_TOKEN)."),
     watch: bool = typer.Option(False, "--watch", help="Process new uploads automatically."),
-    log_level: str = typer.Option("INFO", "--log-level"),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Serve processing jobs for a lake over HTTP (JSON)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
