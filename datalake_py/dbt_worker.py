@@ -20,7 +20,12 @@ import sys
 import threading
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent  # holds dbt_project.yml and profiles/
+import datalake
+
+_PACKAGE_DIR = Path(datalake.__file__).resolve().parent
+# The dbt project (dbt_project.yml, models/, macros/, profiles/, …): an installed package holds it
+# as `datalake/project/`; in a source checkout (the editable install) it is the repository root.
+PROJECT_DIR = _PACKAGE_DIR / "project" if (_PACKAGE_DIR / "project").is_dir() else _PACKAGE_DIR.parent
 
 
 def run_command(args: list[str], env: dict[str, str], cwd: str) -> str | None:
