@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from .. import config
+from .. import __version__, config
 from ..errors import DatalakeError
 
 
@@ -27,9 +27,18 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False,
                   help="datalake: upload, process and query multimodal ML datasets.")
 
 
+def _print_version(asked: bool) -> None:
+    """`--version`: print the installed version and stop, whatever else the command line says."""
+    if asked:
+        typer.echo(f"datalake {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
     base_path: Optional[Path] = typer.Option(None, "--base-path", help="The lake folder (env DATALAKE_HOME; default ./lake)."),
     user: Optional[str] = typer.Option(None, "--user", help="Who you are in lineage columns (env DATALAKE_USER)."),
     num_proc: Optional[int] = typer.Option(None, "--num-proc", help="Worker count (env DATALAKE_NUM_PROC)."),
