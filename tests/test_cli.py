@@ -229,3 +229,13 @@ def test_db_search_query_download(lake, data, tmp_path):
     assert result.exit_code == 1 and result.stderr.startswith("Error: only queries are allowed here (got DROP)")
     result = run(*base, "search", "--format", "xml")
     assert (result.exit_code, result.stderr) == (1, "Error: --format must be one of table, json, csv\n")
+
+
+def test_the_command_line_starts_without_the_data_libraries():
+    """`datalake --help` and commands that touch no data load neither pandas, pyarrow, DuckDB nor
+    datasets, so every call starts quickly."""
+    probe = ("import sys; from typer.testing import CliRunner; from datalake.cli import app; "
+             "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
+             "print(sorted(m for m in ('pandas', 'pyarrow', 'duckdb', 'datasets') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

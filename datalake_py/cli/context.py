@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from ..client import DatalakeClient
+if TYPE_CHECKING:
+    from ..client import DatalakeClient
 
 
-def client_for(ctx: typer.Context, server: str | None = None) -> DatalakeClient:
-    """The client the global options (and a command's own --server) describe."""
+def client_for(ctx: typer.Context, server: str | None = None) -> "DatalakeClient":
+    """The client the global options (and a command's own --server) describe (imported here: the
+    client brings pandas and DuckDB, which commands such as `--help` do without)."""
+    from ..client import DatalakeClient
+
     s = ctx.find_root().obj
     return DatalakeClient(user_id=s.user_id, base_path=s.base_path, server_url=server or s.server_url,
                           num_proc=s.num_proc, token=s.token)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..db import run_dbt
 from ..errors import DatalakeError
 from .context import client_for
 from .output import echo_json
@@ -68,6 +67,8 @@ def generate(ctx: typer.Context) -> None:
 def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port", help="Port to listen on."),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.")) -> None:
     """Serve the docs site (run `datalake docs generate` first)."""
+    from ..db import run_dbt
+
     client = client_for(ctx)
     if not (client.lake.db_dir / "dbt-target" / "index.html").exists():
         raise DatalakeError("no docs yet; run `datalake docs generate` first")

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import List, Optional
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import typer
 
 from ..errors import ValidationError
@@ -14,10 +15,15 @@ from .output import echo_json
 from .context import client_for
 from .upload_cmd import parse_meta
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FORMATS = ("table", "json", "csv")
 
 
-def _print(frame: pd.DataFrame, fmt: str) -> None:
+def _print(frame: "pd.DataFrame", fmt: str) -> None:
+    import pandas as pd
+
     if fmt not in FORMATS:
         raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
     if fmt == "json":

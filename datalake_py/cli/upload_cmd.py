@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from ..errors import ValidationError
-from ..ingest import UploadRequest, stage_upload
 from ..lake import RAW_TASK, Lake
 from ..schema import Schema, load_schema
+
+if TYPE_CHECKING:
+    from ..ingest import UploadRequest
 
 
 MAX_FOLDERS = 5  # folders named after an upload
@@ -71,6 +73,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the partition's rows when processed."),
     ) -> None:
         """Validate and stage data for processing. Asks for what is missing when run in a terminal."""
+        from ..ingest import UploadRequest, stage_upload  # brings pyarrow: only when uploading
+
         settings = ctx.find_root().obj
         lake = Lake(settings.base_path).require()
         request = UploadRequest(provider or "", dataset or "", task or RAW_TASK, variant, parse_meta(meta),
