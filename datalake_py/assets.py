@@ -1,4 +1,4 @@
-"""The content-addressed asset store: hashing, header probing and staging of asset bytes.
+"""The content-addressed asset store: hashing, header probing, lookup, and writing new asset bytes.
 
 An asset is stored once per distinct content under `assets/<h[0:2]>/<h[2:4]>/<h>.<ext>`, where
 h is the xxh3-128 hex digest of its exact bytes. Images are identified from their header only:
@@ -16,11 +16,12 @@ import stat
 import struct
 import warnings
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Union
 
 import xxhash
 
-from .errors import DatalakeError
+from .errors import DatalakeError, ValidationError
+from .lake import check_hash
 
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ico", "jp2", "heic", "avif"}
@@ -29,9 +30,8 @@ FORMAT_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "
 MAX_SIDE = 2**31 - 1  # pixels; a larger side is a corrupt header
 WHOLE_READ_LIMIT = 32 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024
-GROUP_BYTES = 16 * 1024 * 1024  # new asset bytes held before they are journalled and written
-JOURNAL_FILE = "assets.journal"
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 EXT_PATTERN = re.compile(r"[a-z0-9]{1,10}")
 
 
@@ -55,21 +55,6 @@ class AssetInfo(NamedTuple):
     @property
     def relpath(self) -> str:
         return asset_relpath(self.digest, self.ext)
-
-
-class StagedCells(NamedTuple):
-    """What staging a list of cells gave, as columns, so that an answer from a staging child is a
-    few lists whatever its length (quick to pickle, and no object per cell for the collector).
-
-    For each cell its asset's hash and store path (both None for an empty cell or a problem);
-    the problems as text by cell index; and the facts of each asset met there for the first
-    time by this stager, as plain tuples in the order of `AssetInfo`.
-    """
-
-    digests: list[str | None]
-    paths: list[str | None]
-    problems: dict[int, str]
-    first: list[tuple]
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -145,80 +130,31 @@ def describe(head: bytes, digest: str, size: int, name: str | None, must_be_imag
 
 
 class AssetStore:
-    """Looks assets up in the lake's store, caching folder listings.
+    """Looks assets up in the lake's store by hash, listing each store folder once."""
 
-    It also finds the copies of assets that other uploads have staged completely (those in the
-    `settled` folders: pending, processing, failed), so that an upload carrying the same content
-    links that copy instead of writing the bytes again.
-    """
-
-    def __init__(self, root: str | Path, settled: Sequence[str] = ()):
+    def __init__(self, root: str | Path):
         self.root = str(root)  # the lake's assets/ folder
-        self.settled = settled
-        self._listings: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {}
-        self._settled_uploads: dict[str, bool] = {}
-        self._tops = _store_folders(self.root)
+        self._listings: dict[str, dict[str, str]] = {}  # `ab/cd`: {hash: relative path}
+        self._tops = set(_real_folder_names(self.root)) if os.path.isdir(self.root) else set()
 
     def find(self, digest: str) -> str | None:
         """The relative path of the stored asset with this digest, or None."""
-        return self._listing(digest)[0].get(digest)
-
-    def has_folder(self, shard: str) -> bool:
-        """Whether the store folder `ab/cd` was found when it was listed (store folders stay)."""
-        return self._listings.get(shard, NO_LISTING) is not NO_LISTING
-
-    def staged_copy(self, digest: str) -> str | None:
-        """The path of a copy of this asset that a settled upload staged, or None."""
-        folder = f"{self.root}/{digest[0:2]}/{digest[2:4]}"
-        for name in self._listing(digest)[1].get(digest, ()):
-            if self._is_settled(name[:-4].rpartition(".")[2]):  # .<hash>.<ext>.<upload_id>.tmp
-                return f"{folder}/{name}"
-        return None
-
-    def _listing(self, digest: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-        """A store folder's assets (hash: relative path) and staged copies (hash: hidden names)."""
         if digest[0:2] not in self._tops:  # a young lake: most folders do not exist yet
-            return NO_LISTING
+            return None
         shard = f"{digest[0:2]}/{digest[2:4]}"
-        listing = self._listings.get(shard)
-        if listing is None:
+        if shard not in self._listings:
             try:
                 names = _real_folder_names(f"{self.root}/{shard}")
             except FileNotFoundError:
-                self._listings[shard] = NO_LISTING
-                return NO_LISTING
-            stored: dict[str, str] = {}
-            staged: dict[str, list[str]] = {}
-            for name in names:
-                if not name.startswith("."):
-                    stored[name.split(".", 1)[0]] = f"{shard}/{name}"
-                elif name.endswith(".tmp"):
-                    staged.setdefault(name[1:].split(".", 1)[0], []).append(name)
-            listing = self._listings[shard] = (stored, staged)
-        return listing
-
-    def _is_settled(self, upload_id: str) -> bool:
-        """Whether an upload's staging is complete. Folders are checked in the order uploads move
-        through them, so one moving meanwhile is still found; one not found is not trusted."""
-        settled = self._settled_uploads.get(upload_id)
-        if settled is None:
-            settled = any(os.path.isdir(os.path.join(folder, upload_id)) for folder in self.settled)
-            self._settled_uploads[upload_id] = settled
-        return settled
-
-
-NO_LISTING: tuple[dict[str, str], dict[str, list[str]]] = ({}, {})
+                names = []
+            self._listings[shard] = {name.split(".", 1)[0]: f"{shard}/{name}" for name in names}
+        return self._listings[shard].get(digest)
 
 
 def store_link_error(path: str) -> DatalakeError:
     """The store holds a symbolic link, which datalake never follows."""
     return DatalakeError(f"the asset store holds a symbolic link at {path}; datalake never follows links in "
                          "its store: remove it (`datalake db validate` lists them), then upload again")
-
-
-def _store_folders(root: str) -> set[str]:
-    """The top folders of the store (`ab`); an error if one is a link."""
-    return set(_real_folder_names(root)) if os.path.isdir(root) else set()
 
 
 def _real_folder_names(folder: str) -> list[str]:
@@ -241,74 +177,42 @@ def _real_folder_names(folder: str) -> list[str]:
         os.close(fd)
 
 
-class AssetStager:
-    """Writes an upload's new assets into the store under hidden names private to the upload.
+CellAsset = Union[AssetInfo, str, None]  # a cell's asset facts, its problem as text, or None when empty
 
-    A new asset is written as `<h[0:2]>/<h[2:4]>/.<hash>.<ext>.<upload_id>.tmp`, beside its final
-    name, so processing names it with a rename in the same folder that never replaces. Each one
-    is listed in the upload's journal (`assets.journal`: relative path and size per line) before
-    it is created, so whatever a failed or killed upload wrote can be removed
-    (`discard_staged_assets`). One thread stages through a stager; the children of one upload
-    have a stager each.
-    """
 
-    def __init__(self, store: AssetStore, upload_id: str, folder: str | Path):
-        self.store = store
-        self.root = store.root
-        self.upload_id = upload_id
-        self.folder = folder  # the upload's own staging folder
-        self.seen: set[str] = set()  # hashes of the assets met so far
-        self._first: list[tuple] = []  # facts of the assets first met in the current call
-        self._dirs: set[str] = set()
+class AssetWriter:
+    """A worker (see `workers`) that reads an upload's asset cells and writes the bytes of assets
+    the lake lacks to `<new>/<hash>.<ext>`, in the upload's own folder; processing moves them into
+    the store. Called with cells of `mode` "file" (paths, relative to `base`) or "image" (bytes or
+    Hugging Face Image structs); gives a `CellAsset` per cell."""
+
+    def __init__(self, store_root: str, new: str, mode: str):
+        self.store = AssetStore(store_root)
+        self.new = new
+        self.mode = mode
+        self.met: set[str] = set()  # hashes of the assets this worker met
         self._linked: dict[str, bool] = {}  # source folder: whether a symbolic link leads to it
-        self._journal = os.open(os.path.join(folder, JOURNAL_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    def close(self) -> None:
-        os.close(self._journal)
-
-    def stage(self, cells: list[Any], base: str, mode: str) -> StagedCells:
-        """Stage cells of an asset column. `mode` is "file" (a path, relative to `base`) or "image"
-        (bytes or an HF Image struct). New assets are journalled a group at a time, before the
-        group's files."""
-        digests: list[str | None] = []
-        paths: list[str | None] = []
-        problems: dict[int, str] = {}
-        group: list[tuple[AssetInfo, bytes]] = []
-        held = 0
-        for index, cell in enumerate(cells):
+    def __call__(self, cells: list[Any], base: str) -> list[CellAsset]:
+        out: list[CellAsset] = []
+        for cell in cells:
             try:
-                info, data = self._read(cell, base, mode)
+                out.append(self._asset(cell, base))
             except AssetProblem as exc:
-                problems[index] = str(exc)
-                info, data = None, None
-            if info is None:
-                digests.append(None)
-                paths.append(None)
-                continue
-            digests.append(info.digest)
-            paths.append(info.relpath)
-            if data is not None:
-                group.append((info, data))
-                held += len(data)
-                if held >= GROUP_BYTES:
-                    self._write(group)
-                    group, held = [], 0
-        self._write(group)
-        first, self._first = self._first, []
-        return StagedCells(digests, paths, problems, first)
+                out.append(str(exc))
+        return out
 
-    def _read(self, cell: Any, base: str, mode: str) -> tuple[AssetInfo | None, bytes | None]:
-        """A cell's asset facts, and its bytes when they are new to the upload and the lake."""
+    def _asset(self, cell: Any, base: str) -> AssetInfo | None:
         if cell is None:
-            return None, None
-        if mode == "file":
+            return None
+        if self.mode == "file":
             return self._from_file(self._file_path(base, cell), must_be_image=False)
         if isinstance(cell, dict):
             if cell.get("bytes") is not None:
                 return self._from_bytes(cell["bytes"], cell.get("path"), must_be_image=True)
             if cell.get("path"):
                 return self._from_file(self._file_path(base, cell["path"]), must_be_image=True)
-            return None, None
+            return None
         return self._from_bytes(cell, None, must_be_image=True)
 
     def _file_path(self, base: str, cell: str) -> str:
@@ -327,66 +231,41 @@ class AssetStager:
                                "files only: give the path of the file itself")
         return path
 
-    def _from_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> tuple[AssetInfo, bytes | None]:
+    def _from_bytes(self, data: bytes, name: str | None, must_be_image: bool) -> AssetInfo:
         info = describe(data, xxhash.xxh3_128_hexdigest(data), len(data), name, must_be_image)
-        return info, (data if self._claim(info) else None)
+        if self._is_new(info):
+            try:
+                fd = os.open(f"{self.new}/{info.digest}.{info.ext}", NEW_FILE_FLAGS, 0o644)
+            except FileExistsError:  # another worker of the upload wrote it
+                return info
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+        return info
 
-    def _from_file(self, path: str, must_be_image: bool) -> tuple[AssetInfo, bytes | None]:
-        """A file's facts and new bytes; plain system calls, as this runs once per file of an upload."""
+    def _from_file(self, path: str, must_be_image: bool) -> AssetInfo:
         fd = open_regular_file(path)
         try:
             size = os.fstat(fd).st_size
             if size > WHOLE_READ_LIMIT:
-                return self._put_large_file(fd, path, size, must_be_image), None
+                return self._copy_large_file(fd, path, size, must_be_image)
             data = _read_all(fd, size)
         finally:
             os.close(fd)
         return self._from_bytes(data, os.path.basename(path), must_be_image)
 
-    def _claim(self, info: AssetInfo) -> bool:
-        """True if this stager meets this content for the first time and the lake lacks it."""
-        if info.digest in self.seen:
+    def _is_new(self, info: AssetInfo) -> bool:
+        """True if this worker meets this content for the first time and the lake lacks it."""
+        if info.digest in self.met:
             return False
-        self.seen.add(info.digest)
-        self._first.append(tuple(info))
+        self.met.add(info.digest)
         return self.store.find(info.digest) is None
 
-    def _write(self, group: list[tuple[AssetInfo, bytes]]) -> None:
-        """Journal a group of new assets with one write, then give each its hidden name: a link to
-        another upload's complete staged copy where there is one, else a file of its bytes."""
-        staged = self._journal_assets([info for info, _ in group])
-        for path, (info, data) in zip(staged, group):
-            copy = self.store.staged_copy(info.digest)
-            if copy is not None and _link(copy, path):
-                continue
-            try:
-                fd = os.open(path, WRITE_FLAGS, 0o644)
-            except FileNotFoundError:  # its folder, empty, was removed by a refused upload meanwhile
-                _make_folder(os.path.dirname(path))
-                fd = os.open(path, WRITE_FLAGS, 0o644)
-            try:
-                write_all(fd, data)
-            finally:
-                os.close(fd)
-
-    def _journal_assets(self, infos: list[AssetInfo]) -> list[str]:
-        """List assets in the journal (whole lines, one write) and make their store folders; the
-        hidden paths to write them to."""
-        relpaths = [info.relpath for info in infos]
-        if infos:
-            write_all(self._journal, "".join(f"{r}\t{i.size}\n" for r, i in zip(relpaths, infos)).encode())
-        for relpath in relpaths:
-            shard = relpath.rpartition("/")[0]
-            if shard not in self._dirs:
-                if not self.store.has_folder(shard):
-                    _make_folder(f"{self.root}/{shard}")
-                self._dirs.add(shard)
-        return [staged_asset_path(self.root, relpath, self.upload_id) for relpath in relpaths]
-
-    def _put_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
-        """Copy while hashing (the name is known only at the end), then move into the store."""
+    def _copy_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
+        """Copy while hashing (the name is known only at the end), then name the copy."""
         hasher = xxhash.xxh3_128()
-        partial = os.path.join(self.folder, f".{os.getpid()}.partial")
+        partial = f"{os.path.dirname(self.new)}/.{os.getpid()}.partial"
         dst = os.open(partial, WRITE_FLAGS, 0o644)
         try:
             head = chunk = os.read(src, CHUNK)
@@ -398,12 +277,34 @@ class AssetStager:
             os.close(dst)
         try:
             info = describe(head, hasher.hexdigest(), size, os.path.basename(path), must_be_image)
-            if self._claim(info):
-                os.replace(partial, self._journal_assets([info])[0])
+            if self._is_new(info):
+                os.replace(partial, f"{self.new}/{info.digest}.{info.ext}")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
         return info
+
+
+class StoreLookup:
+    """A worker like `AssetWriter` for the hashes a task upload names: finds their assets in the
+    store (their size is not looked up: 0) and writes nothing."""
+
+    def __init__(self, store_root: str):
+        self.store = AssetStore(store_root)
+
+    def __call__(self, cells: list[Any], base: str) -> list[CellAsset]:
+        return [None if digest is None else self._find(digest) for digest in cells]
+
+    def _find(self, digest: Any) -> CellAsset:
+        try:
+            relpath = self.store.find(check_hash(digest))
+        except ValidationError as exc:
+            return str(exc)
+        if relpath is None:
+            return (f"hash {digest} is not in the lake's asset store; upload the data that carries it first, "
+                    "or give the asset bytes instead of a hash")
+        ext = relpath.rsplit(".", 1)[1]
+        return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
 
 
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never waits on a FIFO
@@ -463,56 +364,3 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _link(existing: str, path: str) -> bool:
-    """Give `existing` a second name; False where that fails (e.g. it was named in the store
-    meanwhile, or the file system has no hard links)."""
-    try:
-        os.link(existing, path)
-    except OSError:
-        return False
-    return True
-
-
-def _make_folder(path: str) -> None:
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-
-
-def staged_asset_path(assets_root: Path | str, relpath: str, upload_id: str) -> str:
-    """The hidden name an upload writes a new asset to, beside its final name in the store."""
-    folder, _, name = relpath.rpartition("/")
-    return f"{assets_root}/{folder}/.{name}.{upload_id}.tmp"
-
-
-def staged_assets(folder: Path) -> list[tuple[str, int]]:
-    """(relative path, size) of every new asset an upload folder's journal lists.
-
-    Only whole lines count: a line being written (or cut short by a kill) is not an entry yet,
-    and its asset file is not created before its line is complete. Content that two staging
-    processes of the upload both met is listed twice and counted once.
-    """
-    try:
-        lines = (folder / JOURNAL_FILE).read_text().split("\n")[:-1]
-    except FileNotFoundError:
-        return []
-    entries = dict(line.split("\t") for line in lines)
-    return [(relpath, int(size)) for relpath, size in entries.items()]
-
-
-def discard_staged_assets(assets_root: Path, folder: Path, upload_id: str) -> None:
-    """Remove the staged (never published) assets an upload folder's journal lists, and the store
-    folders they leave empty (the upload may have made them; folders in use are not empty)."""
-    shards = set()
-    for relpath, _ in staged_assets(folder):
-        with contextlib.suppress(OSError):  # gone already, or a read-only disk keeps it
-            os.unlink(staged_asset_path(assets_root, relpath, upload_id))
-        shards.add(relpath.rpartition("/")[0])
-    for folder in [*shards, *{shard.partition("/")[0] for shard in shards}]:  # `ab/cd` before `ab`
-        with contextlib.suppress(OSError):  # not empty, or gone
-            os.rmdir(f"{assets_root}/{folder}")

@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from .assets import JOURNAL_FILE, AssetStore, discard_staged_assets
+from .assets import AssetStore
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, UploadRequest, convert_source
+from .ingest import ASSETS_FILE, DATA_FILE, NEW_ASSETS, UploadRequest, convert_source
 from .lake import Lake, check_hash, check_name, new_upload_id, utc_now
 from .processor import publish_assets
 from .sources import open_source
@@ -121,10 +121,9 @@ class CollectionManager:
         request = UploadRequest("collection", work.parent.name, user=self.user)
         try:
             convert_source(self.lake, source, request, import_id, work, self.num_proc)
-            publish_assets(self.lake, work, import_id)  # the store holds the bytes; members point at them
+            publish_assets(self.lake, work)  # the store holds the bytes; members point at them
         finally:
-            discard_staged_assets(self.lake.assets, work, import_id)
-            (work / JOURNAL_FILE).unlink(missing_ok=True)
+            shutil.rmtree(work / NEW_ASSETS, ignore_errors=True)
         with atomic_path(self.lake.ledger / "assets" / f"{import_id}.parquet") as tmp:
             shutil.copyfile(work / ASSETS_FILE, tmp)
         (work / ASSETS_FILE).unlink()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import json
 import os
@@ -33,27 +31,6 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
-AT_FDCWD, RENAME_NOREPLACE = -100, 1
-UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
-
-
-def rename_noreplace(src: str, dst: str) -> bool:
-    """Rename `src` to `dst` in one step unless `dst` exists (then FileExistsError).
-
-    False, with nothing done, where the system or file system cannot (no renameat2 flags).
-    """
-    if _renameat2 is None:
-        return False
-    if _renameat2(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), RENAME_NOREPLACE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in UNSUPPORTED:
-        return False
-    raise OSError(code, os.strerror(code), src, None, dst)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -2,10 +2,9 @@
 
 The upload streams the source batch by batch into a private folder under `staging/incoming/`:
 rows as `data.parquet` (assets replaced by `hash` and `path`), asset facts in `assets.parquet`,
-and `manifest.json`. The bytes of assets the lake lacks go straight to the store under hidden
-names private to the upload (see `AssetStager`), for processing to give them their names. Only
-when everything is valid does one rename move the folder to `pending/`; on any failure the
-folder and the hidden asset files are removed.
+the bytes of assets the lake lacks in `new-assets/` (processing moves them into the store), and
+`manifest.json`. Only when everything is valid does one rename move the folder to `pending/`;
+on any failure the folder is removed, and with it everything the upload wrote.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import shutil
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,8 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .assets import asset_relpath, discard_staged_assets
-from .collector import collector_paused
+from .assets import AssetInfo, AssetWriter, StoreLookup
 from .column_plan import plan_columns
 from .errors import ValidationError, storage_errors
 from .fs import file_lock, write_json_atomic
@@ -32,13 +31,13 @@ from .lake import ASSET_COLUMNS, RAW_TASK, Lake, Partition, check_name, new_uplo
 from .progress import progress
 from .schema import load_schema
 from .sources import Source, json_column, open_source
-from .staging import open_staging
+from .workers import start_workers
 
 MAX_REPORTED = 10
-LOOKAHEAD = 2  # batches whose assets are staged while an earlier one is finished and written
-CHUNKS_PER_WORKER = 4  # asset tasks per worker and batch: workers stay busy to the end of a batch
+LOOKAHEAD = 2  # batches whose assets are read while an earlier one is finished and written
+PROCESS_MIN_ROWS = 1024  # smaller uploads read their assets in this process: a child takes ~0.1 s to start
 NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
-DATA_FILE, ASSETS_FILE, MANIFEST_FILE = "data.parquet", "assets.parquet", "manifest.json"
+DATA_FILE, ASSETS_FILE, MANIFEST_FILE, NEW_ASSETS = "data.parquet", "assets.parquet", "manifest.json", "new-assets"
 ASSET_FACTS = pa.schema([("hash", pa.string()), ("path", pa.string()), ("kind", pa.string()),
                          ("ext", pa.string()), ("bytes", pa.int64()), ("width", pa.int32()),
                          ("height", pa.int32())])
@@ -103,7 +102,7 @@ class Problems:
 
 @dataclass
 class PendingBatch:
-    """A batch whose assets the workers are staging, its other columns converted already."""
+    """A batch whose assets the workers are reading, its other columns converted already."""
 
     first_row: int
     num_rows: int
@@ -113,29 +112,32 @@ class PendingBatch:
 
 
 class BatchConverter:
-    """Turns source batches into stored rows: assets staged and replaced by hash/path, JSON, meta, lineage."""
+    """Turns source batches into stored rows: assets replaced by hash/path, JSON, meta, lineage."""
 
     def __init__(self, lake: Lake, request: UploadRequest, upload_id: str, source: Source,
                  folder: Path, num_proc: int, lock_fd: int | None):
         self.request = request
         self.plan = plan_columns(source.schema, request.meta)
         self.column = self.plan.asset
-        self.workers = max(1, num_proc)
-        self.staging = None
-        if self.column.mode != "none":
-            self.staging = open_staging(lake, upload_id, folder, self.column.mode, source.num_rows, self.workers,
-                                        lock_fd)
+        self.processes = max(1, num_proc) if source.num_rows >= PROCESS_MIN_ROWS else 0
+        self.workers = None
+        if self.column.mode == "hash":
+            self.workers = start_workers(partial(StoreLookup, str(lake.assets)), 0)
+        elif self.column.mode != "none":
+            (folder / NEW_ASSETS).mkdir()
+            writer = partial(AssetWriter, str(lake.assets), str(folder / NEW_ASSETS), self.column.mode)
+            self.workers = start_workers(writer, self.processes, () if lock_fd is None else (lock_fd,))
         self.problems = Problems()
-        self.seen: set[str] = set()  # the hashes of every asset the upload carries
-        self.new_facts: list[tuple] = []  # facts of the assets first met since `facts_batch`
+        self.assets: dict[str, AssetInfo] = {}  # every asset the upload carries, by hash
+        self.facts_due: list[AssetInfo] = []  # those first met since `facts_batch`
         self.kinds: set[str] = set()
         self.read_from: set[str] = set()  # the folders files were read from
         self.rows = 0
         self.lineage = {"_upload_id": upload_id, "_uploaded_by": request.user, "_uploaded_at": utc_now()}
 
     def close(self, failed: bool) -> None:
-        if self.staging is not None:
-            self.staging.close(failed)
+        if self.workers is not None:
+            self.workers.shutdown(cancel_futures=failed)
 
     def start(self, batch: pa.RecordBatch, base: str) -> PendingBatch:
         """Hand the batch's assets to the workers, then convert its other columns meanwhile."""
@@ -146,8 +148,8 @@ class BatchConverter:
             values = batch.column(self.column.name).to_pylist()
             if self.column.mode != "hash":
                 self.read_from.update(_file_folders(values, base))
-            size = -(-n // (CHUNKS_PER_WORKER * self.workers))
-            futures = [self.staging.submit(base, values[i:i + size]) for i in range(0, n, size)]
+            size = -(-n // max(1, self.processes))
+            futures = [self.workers.submit(values[i:i + size], base) for i in range(0, n, size)]
         for name, value in self.plan.meta_checked.items():
             self._check_meta_column(batch.column(name), name, value, start)
         names, arrays = [], []
@@ -174,7 +176,7 @@ class BatchConverter:
                                              "the column")
 
     def finish(self, pending: PendingBatch) -> pa.RecordBatch:
-        """The stored rows of a started batch, once its assets are staged."""
+        """The stored rows of a started batch, once its assets are read."""
         names, arrays = pending.names, pending.arrays
         if self.column.mode != "none":
             hashes, paths = self._gather(pending)
@@ -189,16 +191,17 @@ class BatchConverter:
         hashes: list[str | None] = []
         paths: list[str | None] = []
         for future in pending.futures:
-            staged = future.result()
-            for index, problem in staged.problems.items():
-                self.problems.add(pending.first_row + len(hashes) + index, problem)
-            hashes += staged.digests
-            paths += staged.paths
-            for facts in staged.first:  # in the order of AssetInfo: digest, ext, kind, ...
-                self.kinds.add(facts[2])
-                if self.staging.stores and facts[0] not in self.seen:
-                    self.seen.add(facts[0])
-                    self.new_facts.append(facts)
+            for asset in future.result():
+                if isinstance(asset, str):
+                    self.problems.add(pending.first_row + len(hashes), asset)
+                    asset = None
+                hashes.append(asset.digest if asset else None)
+                paths.append(asset.relpath if asset else None)
+                if asset:
+                    self.kinds.add(asset.kind)
+                    if self.column.mode != "hash" and asset.digest not in self.assets:
+                        self.assets[asset.digest] = asset
+                        self.facts_due.append(asset)
         return hashes, paths
 
     def raw_variant(self) -> str:
@@ -212,15 +215,14 @@ class BatchConverter:
 
     def facts_batch(self) -> pa.RecordBatch:
         """The facts of the assets first met since the last call (ASSET_FACTS); there must be some."""
-        digests, exts, kinds, sizes, widths, heights = zip(*self.new_facts)
-        self.new_facts = []
-        paths = [asset_relpath(digest, ext) for digest, ext in zip(digests, exts)]
-        columns = [digests, paths, kinds, exts, sizes, widths, heights]
-        return pa.RecordBatch.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ASSET_FACTS)],
-                                          schema=ASSET_FACTS)
+        assets, self.facts_due = self.facts_due, []
+        columns = {"hash": [a.digest for a in assets], "path": [a.relpath for a in assets],
+                   "kind": [a.kind for a in assets], "ext": [a.ext for a in assets],
+                   "bytes": [a.size for a in assets], "width": [a.width for a in assets],
+                   "height": [a.height for a in assets]}
+        return pa.RecordBatch.from_pydict(columns, schema=ASSET_FACTS)
 
 
-@collector_paused()  # thousands of short-lived objects per batch
 def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc: int = 1) -> dict[str, Any]:
     """Validate and stage one upload; returns its manifest. On any error nothing is left in the lake."""
     request.validate(lake)
@@ -228,31 +230,26 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
     upload_id = new_upload_id()
     folder = lake.upload_dir("incoming", upload_id)
     lock = lake.lock_path("upload", upload_id)
-    # held while staging: a processor removes an incoming folder only once its uploader is gone
+    # held while writing: a processor removes an incoming folder only once its uploader (and its
+    # worker processes) are gone
     with storage_errors("the upload"), file_lock(lock) as lock_fd:
         folder.mkdir(parents=True)
         try:
             manifest = _write_upload(lake, source, request, upload_id, folder, num_proc, lock_fd)
             folder.rename(lake.upload_dir("pending", upload_id))
         except BaseException:
-            discard_upload(lake, folder, upload_id)
+            shutil.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(OSError):
                 lock.unlink()
             raise
     return manifest
 
 
-def discard_upload(lake: Lake, folder: Path, upload_id: str) -> None:
-    """Remove an upload that will not land (or has landed): its hidden asset files, then its folder."""
-    discard_staged_assets(lake.assets, folder, upload_id)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id: str, folder: Path,
                    num_proc: int, lock_fd: int | None = None) -> BatchConverter:
-    """Stream a source into `folder`: rows to data.parquet, new asset bytes to the store (hidden,
-    journalled in `folder`), their facts to assets.parquet. Raises ValidationError for problem rows
-    or no rows. Staging child processes inherit `lock_fd` (the upload's lock) when given."""
+    """Stream a source into `folder`: rows to data.parquet, the bytes of assets the lake lacks to
+    new-assets/, the facts of its assets to assets.parquet. Raises ValidationError for problem rows
+    or no rows. Worker processes inherit `lock_fd` (the upload's lock) when given."""
     converter = BatchConverter(lake, request, upload_id, source, folder, num_proc, lock_fd)
     writer = facts = None
     failed = True
@@ -265,7 +262,7 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
                     if writer is None:
                         writer = pq.ParquetWriter(folder / DATA_FILE, out.schema)
                     writer.write_batch(out.cast(writer.schema) if out.schema != writer.schema else out)
-                    if converter.new_facts:
+                    if converter.facts_due:
                         facts.write_batch(converter.facts_batch())
                 bar.update(pending.num_rows)
         failed = False
@@ -282,7 +279,7 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
 
 def _started_batches(converter: BatchConverter, source: Source) -> Iterator[PendingBatch]:
     """The source's batches, started; each one yielded once the assets of the LOOKAHEAD batches
-    after it are under way, so the workers keep staging while a batch is finished and written."""
+    after it are under way, so the workers keep reading while a batch is finished and written."""
     started: deque[PendingBatch] = deque()
     for batch, base in source.batches():
         started.append(converter.start(batch, str(base)))
@@ -310,7 +307,7 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "num_rows": converter.rows,
         "asset_column": converter.column.name,
         "asset_mode": converter.column.mode,
-        "num_assets": len(converter.seen),
+        "num_assets": len(converter.assets),
         "replaced_lake_columns": converter.plan.replaced,
         "read_from": sorted({os.path.normpath(f) for f in converter.read_from}),
         "overwrite": bool(request.overwrite),

@@ -3,7 +3,7 @@
 Each upload is claimed under a lock on its id (the kernel drops the lock if its holder dies, so a
 killed processor's uploads are found in `processing/` and done again). Uploads to one partition
 run one at a time, in upload order, under a lock on that partition. Every step is idempotent:
-staged assets get their names in the store by a rename that never replaces, the part file
+new assets get their names in the store by a hard link that never replaces, the part file
 `part-<upload_id>.parquet` is recomputed from the staged rows and replaced atomically, ledger
 files are named by upload id.
 """
@@ -25,14 +25,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .assets import staged_asset_path, staged_assets
-from .collector import collector_paused
+from .assets import asset_relpath
 from .config import resolve
 from .db import quote
 from .columns import register_columns
 from .errors import DatalakeError, NotFoundError, StorageError, storage_errors
-from .fs import file_lock, read_json, rename_noreplace, temp_path_for, write_json_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, discard_upload
+from .fs import file_lock, read_json, temp_path_for, write_json_atomic
+from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS
 from .lake import LINEAGE_COLUMNS, Lake, Partition, utc_now
 from .progress import progress
 
@@ -51,7 +50,6 @@ class DatalakeProcessor:
 
     # -- public --------------------------------------------------------------------------------
 
-    @collector_paused()
     def process_all_pending(self, stop: threading.Event | None = None) -> dict[str, Any]:
         """Process what is pending (and whatever a dead processor left); the per-upload summary.
 
@@ -214,11 +212,11 @@ class DatalakeProcessor:
     def _clean_leftovers(self) -> None:
         """Remove what killed processes and uploaders left: trash, and uploads never completed."""
         for folder in self.lake.stage("trash").iterdir():
-            discard_upload(self.lake, folder, folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
         for folder in self.lake.stage("incoming").iterdir():
             with file_lock(self._upload_lock(folder.name), blocking=False) as held:
-                if held is not None:  # its uploader (and its staging children) are gone
-                    discard_upload(self.lake, folder, folder.name)
+                if held is not None:  # its uploader (and its worker processes) are gone
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def upload_counts(lake: Lake) -> dict[str, int]:
@@ -262,12 +260,12 @@ def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyC
         register_columns(lake, schema, partition, upload_id, overwrite)
         existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
         with ThreadPoolExecutor(1) as pool:  # the assets are named while the part is computed
-            published = pool.submit(publish_assets, lake, folder, upload_id)
+            published = pool.submit(publish_assets, lake, folder)
             with connect() as con:
                 counts = _select_rows(con, data, schema, existing)
                 if counts["rows_written"]:
                     _write_rows(con, schema, temp_path_for(own))
-            new_assets, new_bytes, left = published.result()
+            new_assets, new_bytes = published.result()
         reused = max(0, counts.pop("distinct_assets") - new_assets)
         summary = {"partition": str(partition), **counts, "new_assets": new_assets,
                    "reused_assets": reused, "new_bytes": new_bytes}
@@ -283,10 +281,7 @@ def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyC
             os.replace(temp_path_for(target), target)
     trash = lake.upload_dir("trash", upload_id)
     folder.rename(trash)
-    for staged in left:
-        with contextlib.suppress(OSError):  # what stays is removed with trash/ by the next run
-            os.unlink(staged)
-    shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(trash, ignore_errors=True)  # what stays is removed by the next run
     return summary
 
 
@@ -327,55 +322,38 @@ def _write_rows(con: duckdb.DuckDBPyConnection, schema: pa.Schema, path: Path) -
             writer.write_batch(batch.cast(schema))
 
 
-def publish_assets(lake: Lake, folder: Path, upload_id: str) -> tuple[int, int, list[str]]:
-    """Give the upload's staged assets their names in the store.
+def publish_assets(lake: Lake, folder: Path) -> tuple[int, int]:
+    """Give the new assets an upload wrote (in its new-assets/) their names in the store; how many
+    are new to the store, and their bytes.
 
-    A rename that never replaces (or a hard link) claims a name atomically, so of two processors
-    landing the same content, one counts it as new. Returns the new assets, their bytes, and the
-    staged files left because another upload stored the same content first: those stay until the
-    upload has landed, so a rerun after a crash counts alike (a staged name that is gone was
-    claimed by this upload).
+    A hard link claims a name only if it is free, so of two uploads carrying the same content,
+    exactly one counts it as new. The upload's copies stay until it has landed, so a rerun after
+    a crash counts alike: a name that already leads to the upload's own copy was claimed by it.
     """
     new = new_bytes = 0
-    left = []
-    root = str(lake.assets)
-    for relpath, size in staged_assets(folder):
-        final = f"{root}/{relpath}"
-        staged = staged_asset_path(root, relpath, upload_id)
-        try:
-            _claim_name(staged, final)
-        except FileExistsError:
-            left.append(staged)
-            continue
-        except FileNotFoundError:
-            if not os.path.exists(final):
-                raise DatalakeError(f"asset {relpath} of upload {upload_id} is neither staged nor stored; "
-                                    "upload its data again") from None
-        new += 1
-        new_bytes += size
-    return new, new_bytes, left
+    if not (folder / NEW_ASSETS).is_dir():  # an upload without assets, or naming them by hash
+        return new, new_bytes
+    with os.scandir(folder / NEW_ASSETS) as entries:
+        for entry in entries:
+            digest, ext = entry.name.split(".", 1)
+            final = lake.assets / asset_relpath(digest, ext)
+            if _claim_name(entry.path, final) or os.path.samefile(entry.path, final):
+                new += 1
+                new_bytes += entry.stat().st_size
+    return new, new_bytes
 
 
-def _claim_name(staged: str, final: str) -> None:
-    """Move `staged` to `final`; FileExistsError if `final` exists.
-
-    Without renameat2, a hard link claims the name and then the staged name goes. A processor
-    killed between the two counts that asset as reused when it runs again: the staged name may
-    be a link that another upload made to the same file, so finding both names on one file does
-    not prove the name was claimed by this upload.
-    """
-    if rename_noreplace(staged, final):
-        return
+def _claim_name(path: str, final: Path) -> bool:
+    """Give the file `path` the name `final` too, unless that name exists (then False)."""
     try:
-        os.link(staged, final)
-    except (FileExistsError, FileNotFoundError):
-        raise
-    except OSError:  # no hard links on this file system: a check, then a rename
-        if os.path.exists(final):
-            raise FileExistsError(final) from None
-        os.rename(staged, final)
-        return
-    os.unlink(staged)
+        try:
+            os.link(path, final)
+        except FileNotFoundError:  # its store folder is new
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, final)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _ledger_paths(lake: Lake, folder: Path, upload_id: str) -> dict[str, Path]:

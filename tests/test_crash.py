@@ -26,7 +26,6 @@ import xxhash
 
 from conftest import image_bytes
 from datalake import DatalakeClient, DatalakeProcessor
-from datalake.assets import staged_asset_path, staged_assets
 
 OCR_META = {"lang": "ko", "src": "real"}
 LINEAGE = ("_upload_id", "_uploaded_by", "_uploaded_at")
@@ -168,10 +167,8 @@ def assert_lake_invariants(lake: Path) -> None:
     """What every reader may rely on once no processor is running."""
     for stage in ("incoming", "pending", "processing", "trash"):
         assert stage_contents(lake, stage) == [], f"staging/{stage} is not empty"
-    kept_for_retry = {Path(staged_asset_path(lake / "assets", relpath, folder.name))
-                      for folder in (lake / "staging" / "failed").iterdir() for relpath, _ in staged_assets(folder)}
     stray = [str(p.relative_to(lake)) for top in ("catalog", "assets", "ledger")
-             for p in files_under(lake / top) if p.name.startswith(".") and p not in kept_for_retry]
+             for p in files_under(lake / top) if p.name.startswith(".")]
     assert stray == [], f"temporary files left behind: {stray}"
     not_parts = [f for f in rel_files(lake, "catalog")
                  if not (Path(f).name.startswith("part-") and f.endswith(".parquet"))]
@@ -418,7 +415,8 @@ def pending_facts(lake: Path) -> dict[str, list[Path]]:
     """Per pending upload: the store paths of the assets it brings that the lake lacks."""
     new_assets = {}
     for folder in (lake / "staging" / "pending").iterdir():
-        targets = [lake / "assets" / relpath for relpath, _ in staged_assets(folder)]
+        carried = pq.read_table(folder / "assets.parquet")["path"].to_pylist()  # the upload's asset facts
+        targets = [lake / "assets" / relpath for relpath in carried]
         new_assets[folder.name] = [t for t in targets if not t.exists()]
     return new_assets
 
@@ -448,7 +446,7 @@ KILLS = {
     "two-workers-after-3-uploads": (2, [(LEDGER, 3, "after")]),
     # the 1st upload's ledger entry in place, its staging folder not yet gone; then an upload's
     # ledger entry written but not renamed into place; then ocr2's staging folder in trash/ with
-    # the staged copies of assets that ocr1 stored first
+    # its copies of assets that ocr1 stored first
     "three-kills-in-a-row": (1, [(LEDGER, 1, "after"), (LEDGER, 2, "before"), (TRASH, 4, "after")]),
     "assets-half-stored": (1, [("assets-half-stored", 0.0)]),
     "part-landed-upload-unfinished": (1, [(SCANS_PART, 1, "after")]),
@@ -460,8 +458,9 @@ def kill_processor(lake: Path, num_proc: int, kill_at: tuple) -> None:
     if kill_at[0] == "start":
         kill_after(start_processor(lake, num_proc), kill_at[1])
     elif kill_at[0] == "assets-half-stored":
+        new_assets = pending_facts(lake)
         proc = start_processor(lake, num_proc)
-        wait_for(proc, assets_half_stored(lake, pending_facts(lake)), f"the kill point {kill_at}")
+        wait_for(proc, assets_half_stored(lake, new_assets), f"the kill point {kill_at}")
         kill(proc)
     else:
         proc = start_processor(lake, num_proc, kill_point=kill_at)
@@ -580,10 +579,10 @@ def small_lake(tmp_path) -> Path:
 
 
 def staged_files(lake: Path, at_least: int, data_file: bool = False) -> Callable[[], bool]:
-    """An upload in staging/incoming with `at_least` asset files staged (and its data.parquet)."""
+    """An upload in staging/incoming that has written `at_least` files (and its data.parquet)."""
     def reached() -> bool:
         for folder in (lake / "staging" / "incoming").iterdir():
-            enough = len(staged_assets(folder)) >= at_least
+            enough = len(files_under(folder)) >= at_least
             if enough and (not data_file or (folder / "data.parquet").exists()):
                 return True
         return False

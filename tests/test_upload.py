@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import resource
-import signal
+import subprocess
 import sys
-import threading
-import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -20,13 +17,10 @@ import xxhash
 from PIL import Image
 
 from conftest import catalog_rows, image_bytes, lake_files, lake_listing, process
-import datalake.collector
 from datalake import DatalakeClient, DatalakeError, NotFoundError, ValidationError
 from datalake.assets import WHOLE_READ_LIMIT
-from datalake.collector import collector_paused
-from datalake.ingest import UploadRequest, stage_upload
-from datalake.processor import DatalakeProcessor
-from datalake.staging import PROCESS_MIN_ROWS
+from datalake.ingest import PROCESS_MIN_ROWS
+from datalake.workers import start_workers
 
 OCR_META = {"lang": "ko", "src": "real"}
 
@@ -250,20 +244,31 @@ def large_upload(tmp_path: Path, bad: dict[int, str], as_bytes: bool = False) ->
 
 
 @pytest.mark.parametrize("as_bytes", [False, True], ids=["file-paths", "image-bytes"])
-def test_a_large_upload_is_staged_by_child_processes_like_a_small_one(client, tmp_path, as_bytes):
+def test_a_large_upload_lands_like_a_small_one(client, tmp_path, as_bytes):
     source = large_upload(tmp_path, {}, as_bytes)
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     upload_id = client.upload_raw(source, provider="test", dataset="d")
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert children.ru_utime > children_before.ru_utime, "no child process did the staging"
     half = (PROCESS_MIN_ROWS + 100) // 2
     manifest = json.loads((client.base_path / "staging" / "pending" / upload_id / "manifest.json").read_text())
     assert (manifest["num_rows"], manifest["num_assets"]) == (2 * half, half)
     (summary,) = process(client)["uploads"]
     assert (summary["rows_written"], summary["new_assets"], summary["reused_assets"]) == (2 * half, half, 0)
-    assert len(lake_files(client.base_path, "assets")) == half  # nothing hidden left over
+    assert len(lake_files(client.base_path, "assets")) == half
+    assert lake_files(client.base_path, "staging") == []
     rows = catalog_rows(client.base_path)
     assert {r["hash"] for r in rows if r["n"] in (7, 7 + half)} == {xxhash.xxh3_128_hexdigest(image_bytes(7))}
+    assert all((client.base_path / "assets" / r["path"]).read_bytes() == image_bytes(r["n"] % half) for r in rows)
+
+
+def test_a_script_without_a_main_guard_uploads_a_large_source(client, tmp_path):
+    source = large_upload(tmp_path, {})
+    script = tmp_path / "upload.py"
+    script.write_text("from datalake import DatalakeClient\n"
+                      f"client = DatalakeClient(user_id='bob', base_path={str(client.base_path)!r}, num_proc=2)\n"
+                      f"print(client.upload_raw({str(source)!r}, provider='test', dataset='d'))\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert [u["upload_id"] for u in client.list_uploads()] == [run.stdout.strip()]
+    assert process(client)["uploads"][0]["rows_written"] == PROCESS_MIN_ROWS + 100
 
 
 def test_a_large_upload_reports_its_bad_rows_and_leaves_no_trace(client, tmp_path):
@@ -273,105 +278,14 @@ def test_a_large_upload_reports_its_bad_rows_and_leaves_no_trace(client, tmp_pat
             lambda: client.upload_raw(source, provider="test", dataset="d"))
 
 
-@pytest.fixture
-def collections_in_datalake():
-    """The cyclic collector set to run at every allocation; yields the generations it collects
-    while code of the datalake package runs (but for the pause itself, before it takes effect)."""
-    package = os.path.dirname(datalake.__file__)
-    pause = datalake.collector.__file__
-    collected: list[int] = []
-
-    def note(phase: str, info: dict) -> None:
-        frame = sys._getframe(1)
-        while phase == "start" and frame is not None:
-            if frame.f_code.co_filename.startswith(package) and frame.f_code.co_filename != pause:
-                collected.append(info["generation"])
-                return
-            frame = frame.f_back
-
-    thresholds = gc.get_threshold()
-    gc.set_threshold(1, 1, 1)
-    gc.callbacks.append(note)
-    yield collected
-    gc.callbacks.remove(note)
-    gc.set_threshold(*thresholds)
-
-
-def test_uploading_and_processing_pause_the_cyclic_collector(client, tmp_path, collections_in_datalake):
-    pq.write_table(hf_image_table(40), tmp_path / "data.parquet")
-    request = UploadRequest(provider="test", dataset="d", user="alice")
-    processor = DatalakeProcessor(client.base_path)
-    assert collections_in_datalake, "the collector runs in datalake code that is not bulk work"
-    collections_in_datalake.clear()
-    stage_upload(client.lake, tmp_path / "data.parquet", request)
-    result = processor.process_all_pending()
-    assert (collections_in_datalake, result["processed"]) == ([], 1)
-    bad = UploadRequest(provider="nosuch", dataset="d")
-    with pytest.raises(ValidationError):
-        stage_upload(client.lake, tmp_path / "data.parquet", bad)
-    assert gc.isenabled()
-
-
-def test_the_collector_comes_back_when_the_last_paused_block_ends():
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
-
-    def first() -> None:
-        with collector_paused():
-            first_in.set()
-            second_in.wait(10)
-        first_out.set()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    first_in.wait(10)
-    with collector_paused():
-        second_in.set()
-        first_out.wait(10)
-        assert not gc.isenabled(), "the first block ended while the second runs"
-    thread.join()
-    assert gc.isenabled()
-    gc.disable()  # a collector switched off by the user stays off
+def test_a_worker_process_that_dies_fails_its_calls_with_a_clear_error():
+    workers = start_workers(partial(partial, os.abort), 1)  # each call ends the worker process
     try:
-        with collector_paused():
-            pass
-        assert not gc.isenabled()
+        with pytest.raises(DatalakeError, match=r"a worker process stopped unexpectedly \(killed by signal 6\); "
+                                                r"nothing of this upload was kept, upload it again"):
+            workers.submit().result(timeout=60)
     finally:
-        gc.enable()
-
-
-def staging_children() -> list[int]:
-    """Pids of this process's asset staging children."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                staging = b"datalake.staging" in f.read()
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == os.getpid() and staging:
-            pids.append(int(entry.name))
-    return pids
-
-
-def test_a_staging_child_that_dies_fails_the_upload_and_leaves_no_trace(client, tmp_path):
-    source = large_upload(tmp_path, {})
-    journal_lines = lambda: sum(len(p.read_bytes().splitlines())  # noqa: E731
-                                for p in (client.base_path / "staging" / "incoming").glob("*/assets.journal"))
-
-    def kill_one_child_midway() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (staging_children() and journal_lines() >= 50):
-            time.sleep(0.001)
-        os.kill(staging_children()[0], signal.SIGKILL)
-
-    killer = threading.Thread(target=kill_one_child_midway)
-    killer.start()
-    refused_with(client, DatalakeError, r"an asset staging process stopped unexpectedly \(killed by signal 9\); "
-                                        r"nothing of this upload was kept, upload it again",
-                 lambda: client.upload_raw(source, provider="test", dataset="d"))
-    killer.join()
+        workers.shutdown()
 
 
 def test_empty_data_is_refused(client, tmp_path):

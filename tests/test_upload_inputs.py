@@ -259,13 +259,12 @@ def test_a_killed_upload_leaves_the_lake_as_it_was_once_processing_ran(client, t
               "DatalakeClient(user_id='bob', base_path=sys.argv[1], num_proc=2).upload_raw("
               "sys.argv[2], provider='test', dataset='d')")
     child = subprocess.Popen([sys.executable, "-c", script, str(client.base_path), str(tmp_path / "big.parquet")])
-    store = client.base_path / "assets"
-    while child.poll() is None and sum(1 for _ in store.rglob("*")) < 300:
+    while child.poll() is None and sum(1 for _ in client.base_path.rglob("*")) < len(before) + 300:
         pass
     child.kill()
     child.wait()
     assert lake_listing(client.base_path) != before, "the kill came too late to test anything"
-    # its staging children finish what was queued for them; a processing run after that cleans up
+    # its worker processes finish what was queued for them; a processing run after that cleans up
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         result = cli(client, "process", "start")
