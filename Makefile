@@ -6,7 +6,7 @@ DEMO_LAKE ?= demo-lake
 PORT ?= 8091
 SERVER ?=
 
-.PHONY: install demo serve test bench clean
+.PHONY: install demo serve test wheel-flow bench clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,9 @@ serve: install
 
 test: install
 	$(PY) -m pytest -q
+
+wheel-flow:  # build a wheel, install it into a fresh venv outside the repository, run a user's session
+	PYTHON=$(PYTHON) scripts/wheel_flow.sh
 
 bench: install  # bytecode first, as an installed package has it: staging children start for every upload
 	$(PY) -m compileall -q datalake_py
