@@ -142,4 +142,19 @@ assert len(client.search(datasets=["coco_2017"], tasks=["ocr"])) == 3
 print("catalog rows:", info["tables"]["catalog"])
 EOF
 
+step "the session wrote nothing into the installed dbt project"
+python - <<'EOF'
+import sys
+from importlib.metadata import files
+from pathlib import Path
+
+import datalake
+
+installed = {str(f) for f in files("datalake")}
+site = Path(datalake.__file__).parent.parent
+written = [str(p) for p in (site / "datalake" / "project").rglob("*")
+           if p.is_file() and str(p.relative_to(site)) not in installed]
+sys.exit(f"files written into the installed package: {written}" if written else None)
+EOF
+
 step "done"
