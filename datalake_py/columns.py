@@ -15,7 +15,6 @@ in staging) before the upload is refused, so a stale claim never refuses anythin
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 
 from .errors import ConflictError
 from .fs import file_lock, read_json, write_json_atomic
-from .lake import Lake, Partition
+from .lake import PART_FILES, Lake, Partition
 
 Claim = dict[str, str]
 Registry = dict[str, list[Claim]]  # lower-cased column name -> its claims
@@ -46,10 +45,6 @@ def family(t: pa.DataType) -> str | None:
     if pa.types.is_null(t):
         return None
     return next((name for name, test in FAMILIES if test(t)), str(t))
-
-
-def registry_path(lake: Lake) -> Path:
-    return lake.ledger / "columns.json"
 
 
 def register_columns(lake: Lake, schema: pa.Schema, partition: Partition, upload_id: str,
@@ -132,7 +127,7 @@ def uploads_in_staging(lake: Lake) -> set[str]:
 
 def part_claims(lake: Lake) -> Iterator[tuple[str, Claim]]:
     """(lower-cased name, claim) for every column of every part file in the catalog (footers only)."""
-    for part in sorted(lake.catalog.glob("provider=*/dataset=*/task=*/variant=*/part-*.parquet")):
+    for part in sorted(lake.catalog.glob(PART_FILES)):
         try:
             schema = pq.read_schema(part)
         except FileNotFoundError:  # replaced by an overwrite meanwhile
@@ -153,14 +148,14 @@ def distinct_claims(claims: Iterable[tuple[str, Claim]]) -> Registry:
 def load_registry(lake: Lake) -> Registry:
     """The registry; built from the part files when the lake has none yet (or it is unreadable)."""
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-        return read_json(registry_path(lake))["columns"]
+        return read_json(lake.columns_registry)["columns"]
     registry = distinct_claims(part_claims(lake))
     write_registry(lake, registry)
     return registry
 
 
 def write_registry(lake: Lake, registry: Registry) -> None:
-    write_json_atomic(registry_path(lake), {
+    write_json_atomic(lake.columns_registry, {
         "about": "column name -> its spelling and type family in the lake's part files; kept by processing, "
                  "rebuilt from the part files when deleted",
         "columns": dict(sorted(registry.items())),

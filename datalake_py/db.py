@@ -30,11 +30,10 @@ from sqlglot import exp
 from .dbt_worker import PROJECT_DIR, DbtWorker
 from .errors import DatalakeError, DbBuildError, NotFoundError, ValidationError
 from .fs import file_lock
-from .lake import Lake, utc_now
+from .lake import PART_FILES, Lake, utc_now
 
 RULES_TEST = "task_meta_rules"
 PARTS_TEST = "catalog_holds_every_part_file"
-PART_FILES = "provider=*/dataset=*/task=*/variant=*/part-*.parquet"  # under catalog/; as in dbt_project.yml
 
 
 
@@ -51,7 +50,7 @@ def dbt_env(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
 def dbt_args(lake: Lake, args: list[str]) -> list[str]:
     """A dbt command on the lake's project; its logs go to the lake's logs/."""
     return [*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR / "profiles"),
-            "--target-path", str(lake.db_dir / "dbt-target"), "--log-path", str(lake.logs)]
+            "--target-path", str(lake.dbt_target), "--log-path", str(lake.logs)]
 
 
 def run_dbt(lake: Lake, args: list[str]) -> subprocess.CompletedProcess:
@@ -75,14 +74,14 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
         raise ValidationError(f"the lake's path {str(lake.root)!r} has a '?', under which DuckDB cannot write "
                               "its database; rename or move the lake folder")
     started = time.monotonic()
-    with file_lock(lake.locks / "build.lock"):
-        work = lake.db_dir / ".catalog.duckdb.building"
+    with file_lock(lake.lake_lock("build")):
+        work = lake.db_work_path("building")
         for leftover in (work, work.with_name(work.name + ".wal")):
             leftover.unlink(missing_ok=True)
         incremental = lake.db_path.exists() and not full_refresh
         if incremental:
             shutil.copyfile(lake.db_path, work)
-        (lake.db_dir / "dbt-target" / "run_results.json").unlink(missing_ok=True)
+        (lake.dbt_target / "run_results.json").unlink(missing_ok=True)
         try:
             error = _run_dbt_kept(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
             results = _run_results(lake)
@@ -98,7 +97,7 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
 
 
 def _run_results(lake: Lake) -> list[dict[str, Any]]:
-    path = lake.db_dir / "dbt-target" / "run_results.json"
+    path = lake.dbt_target / "run_results.json"
     try:
         return json.loads(path.read_text())["results"]
     except (FileNotFoundError, ValueError, KeyError):
@@ -162,8 +161,8 @@ def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
 def generate_docs(lake: Lake) -> Path:
     """Write the dbt docs site for the lake (from a copy of the database, so readers are undisturbed)."""
     lake.require()
-    with file_lock(lake.locks / "build.lock"):
-        work = lake.db_dir / ".catalog.duckdb.docs"
+    with file_lock(lake.lake_lock("build")):
+        work = lake.db_work_path("docs")
         shutil.copyfile(require_db(lake.db_path), work)
         try:
             error = _run_dbt_kept(lake, ["docs", "generate"], work)
@@ -171,13 +170,13 @@ def generate_docs(lake: Lake) -> Path:
             work.unlink(missing_ok=True)
     if error:
         raise DatalakeError(f"dbt docs generate failed:\n{error[-2000:]}")
-    return lake.db_dir / "dbt-target" / "index.html"
+    return lake.dbt_target / "index.html"
 
 
 def db_info(lake: Lake) -> dict[str, Any]:
     """Whether the database exists, its tables with row counts, and whether it is behind the lake:
     an upload in the ledger it lacks, or a part file whose rows its catalog does not hold exactly."""
-    in_lake = sorted(p.stem for p in (lake.ledger / "uploads").glob("*.parquet"))
+    in_lake = sorted(p.stem for p in lake.upload_ledger.glob("*.parquet"))
     if not lake.db_path.exists():
         return {"path": str(lake.db_path), "exists": False, "behind": True, "uploads_in_lake": len(in_lake),
                 "uploads_missing": len(in_lake), "tables": {}}

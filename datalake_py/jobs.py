@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .errors import DatalakeError, NotFoundError, StorageError, storage_errors, storage_problem
 from .fs import file_lock, read_json, write_json_atomic
-from .lake import Lake, check_name, utc_now
+from .lake import Lake, utc_now
 
 KEEP_FINISHED = 200
 KEEP_DAYS = 30
@@ -33,7 +33,7 @@ class JobStore:
         self._held: dict[str, contextlib.ExitStack] = {}  # the locks of the jobs this store created
 
     def _path(self, job_id: str) -> Path:
-        return self.folder / f"{check_name(job_id, 'job')}.json"
+        return self.lake.job_path(job_id)
 
     def _lock(self, job_id: str) -> Path:
         return self.lake.lock_path("job", job_id)

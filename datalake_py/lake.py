@@ -16,6 +16,12 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 HASH_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 RAW_TASK = "raw"
+
+# The files of an upload's folder, staging/<stage>/<upload_id>/
+DATA_FILE, ASSETS_FILE, MANIFEST_FILE, ERROR_FILE = "data.parquet", "assets.parquet", "manifest.json", "error.json"
+# The files of a collection version, collections/<name>/<version>/, and the name of the newest
+MEMBERS_FILE, METADATA_FILE, LATEST_FILE = "members.parquet", "metadata.json", "latest"
+PART_FILES = "provider=*/dataset=*/task=*/variant=*/part-*.parquet"  # the catalog's part files, under catalog/
 STAGES = ("incoming", "pending", "processing", "failed", "trash")
 SETTLED_STAGES = ("pending", "processing", "failed")  # staged completely; in the order uploads move
 
@@ -86,8 +92,13 @@ class Lake:
         self.assets = self.root / "assets"
         self.collections = self.root / "collections"
         self.db_dir = self.root / "db"
+        self.dbt_target = self.db_dir / "dbt-target"  # dbt's run results and docs site
         self.logs = self.root / "logs"
         self.ledger = self.root / "ledger"
+        self.upload_ledger = self.ledger / "uploads"  # <upload_id>.parquet: one row per processed upload
+        self.asset_ledger = self.ledger / "assets"  # <upload_id>.parquet: the assets an upload brought
+        self.collection_ledger = self.ledger / "collections"  # <name>--<version>.json: deleted versions
+        self.columns_registry = self.ledger / "columns.json"  # the lake-wide column rule's record
         self.jobs = self.root / "jobs"
         self.locks = self.root / "locks"
 
@@ -106,10 +117,29 @@ class Lake:
     def db_path(self) -> Path:
         return self.db_dir / "catalog.duckdb"
 
+    def db_work_path(self, purpose: str) -> Path:
+        """The hidden copy of the database a build (`building`) or the docs (`docs`) work on."""
+        return self.db_dir / f".catalog.duckdb.{purpose}"
+
+    def upload_record(self, upload_id: str) -> Path:
+        return self.upload_ledger / f"{check_name(upload_id, 'upload')}.parquet"
+
+    def asset_record(self, upload_id: str) -> Path:
+        return self.asset_ledger / f"{check_name(upload_id, 'upload')}.parquet"
+
+    def deletion_record(self, name: str, version: str) -> Path:
+        return self.collection_ledger / f"{check_name(name, 'collection')}--{check_name(version, 'version')}.json"
+
+    def collection_dir(self, name: str) -> Path:
+        return self.collections / check_name(name, "collection")
+
+    def job_path(self, job_id: str) -> Path:
+        return self.jobs / f"{check_name(job_id, 'job')}.json"
+
     def folders(self) -> list[Path]:
         stages = [self.stage(s) for s in STAGES]
         return [self.config_dir, *stages, self.catalog, self.assets, self.collections, self.db_dir,
-                self.logs, self.ledger / "uploads", self.ledger / "assets", self.jobs, self.locks]
+                self.logs, self.upload_ledger, self.asset_ledger, self.collection_ledger, self.jobs, self.locks]
 
     def create(self) -> None:
         """Create every folder of the layout; existing content is left as it is."""
@@ -130,6 +160,13 @@ class Lake:
 
     def asset_path(self, relpath: str) -> Path:
         return self.assets / relpath
+
+    def part_path(self, partition: Partition, upload_id: str) -> Path:
+        return self.partition_dir(partition) / f"part-{check_name(upload_id, 'upload')}.parquet"
+
+    def lake_lock(self, name: str) -> Path:
+        """A lock of the whole lake: `build` (database builds take turns), `schema` (rule edits)."""
+        return self.locks / f"{name}.lock"
 
     def lock_path(self, kind: str, key: str) -> Path:
         digest = xxhash.xxh3_64_hexdigest(key.encode("utf-8"))

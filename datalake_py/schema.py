@@ -198,7 +198,7 @@ def load_schema(lake: Lake) -> Schema:
 
 def write_default_schema(lake: Lake) -> bool:
     """Write the default rules unless the lake already has some; True if written."""
-    with file_lock(lake.locks / "schema.lock"):
+    with file_lock(lake.lake_lock("schema")):
         if lake.schema_path.exists():
             return False
         write_text_atomic(lake.schema_path, default_schema().to_yaml())
@@ -217,7 +217,7 @@ def init_lake(base_path: str | Path) -> Lake:
 def edit_schema(lake: Lake) -> Iterator[Schema]:
     """Read-modify-write the rules under a lock; the new file replaces the old one atomically."""
     lake.require()
-    with file_lock(lake.locks / "schema.lock"):
+    with file_lock(lake.lake_lock("schema")):
         schema = load_schema(lake)
         yield schema
         write_text_atomic(lake.schema_path, schema.to_yaml())

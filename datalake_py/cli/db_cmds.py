@@ -70,7 +70,7 @@ def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port", help="Por
     from ..db import run_dbt
 
     client = client_for(ctx)
-    if not (client.lake.db_dir / "dbt-target" / "index.html").exists():
+    if not (client.lake.dbt_target / "index.html").exists():
         raise DatalakeError("no docs yet; run `datalake docs generate` first")
     try:
         run_dbt(client.lake, ["docs", "serve", "--port", str(port), "--host", host, "--no-browser"])
