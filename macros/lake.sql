@@ -1,5 +1,6 @@
-{#- Helpers over the lake's files. The lake folder is DATALAKE_HOME; in SQL every lake path starts
-    with `lake_glob` of the `lake` source, where the folder is escaped once, so it may have any name.
+{#- Helpers over the lake's files. The lake folder is set once, in the `lake` source
+    (models/staging/lake/_lake__sources.yml, from DATALAKE_HOME); in SQL every lake path starts
+    with its `lake_glob`, where the folder is escaped once, so it may have any name.
     Strings and names go into SQL through sql_string and sql_name, which escape any text. -#}
 
 {% macro sql_string(value) -%}
