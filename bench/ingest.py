@@ -9,16 +9,17 @@ files are cached in --workdir and made again only when the count or size changes
 The two uploads (`upload_raw` with provider `test`) and `trigger_processing` run in a fresh
 lake inside a child process, so that image generation does not count towards its peak RSS (read
 from the child's /proc/self/status VmHWM: `ru_maxrss` of a spawned child also counts the pages
-of the parent it was forked from); its staging children's VmHWM is read likewise. Its time is
+of the parent it was forked from); its worker processes' VmHWM is read likewise. Its time is
 compared with `cp -r` of the image folder to a fresh folder on the same file system. Caches are
 warm for both: every image file is read once before the measurements, and `sync` runs before
-each one, so neither pays for the other's write-back. Each run copies and uploads into new folders and nothing is deleted until the end:
+each one, so neither pays for the other's write-back. Each run copies and uploads into new
+folders and nothing is deleted until the end:
 on ext4 without a journal (this VM's file system) file creation is several times slower for up
 to six minutes after many deletes, so the benchmark also waits out its own recent deletes.
 
 The floor is the file work the lake's contract asks of any ingest of the same files, alone: read,
 hash, write under a hidden name in the store's `ab/cd/` folder (one `mkdir` per new folder) and
-rename, in as many processes as datalake uses, with no rows, journal or checks. It shows how far
+rename, in as many processes as datalake uses, with no rows or checks. It shows how far
 datalake is from what the layout itself costs.
 
 `--memory-check GB` instead builds an upload of GB gigabytes of big images (about 4 MB each
@@ -320,7 +321,7 @@ def run_ingest(lake: str, uploads: list[tuple[str, str]], num_proc: int | None, 
 
 
 class ChildrenPeakRss:
-    """The highest VmHWM of this process's children (the staging processes), read from /proc every
+    """The highest VmHWM of this process's children (the upload's worker processes), read from /proc every
     0.1 s. Not RUSAGE_CHILDREN: that counts the pages a child shared with this process before exec."""
 
     def __init__(self) -> None:
@@ -418,7 +419,7 @@ def print_figures(workload: Workload, cp_times: list[float], floor_times: list[f
         ("ratio (total / cp -r, run by run)", f"{ratio:.2f}"),
         *floor_figures(floor_times, cp_s, total_s),
         ("peak RSS MB, uploading process", f"{peak_mb:.0f}"),
-        ("peak RSS MB, a staging child", f"{child_mb:.0f}"),
+        ("peak RSS MB, a worker process", f"{child_mb:.0f}"),
         ("peak RSS MB, all (at most)", f"{all_mb:.0f}"),
         ("asset files stored", f"{assets_stored}"),
         ("duplicate assets reused", f"{sum(s['reused_assets'] for s in summaries)}"),
@@ -433,7 +434,7 @@ def print_figures(workload: Workload, cp_times: list[float], floor_times: list[f
     if memory_check:
         verdict = "ok" if all_mb < TARGET_RSS_MB else "OVER TARGET"
         print(f"target: peak RSS under {TARGET_RSS_MB} MB for this {workload.image_bytes / 1024 / MB:.1f} GB "
-              f"upload: {all_mb:.0f} MB (the uploading process and its staging children), {verdict}")
+              f"upload: {all_mb:.0f} MB (the uploading process and its worker processes), {verdict}")
     else:
         verdict = "ok" if ratio <= AIM_RATIO else "within target" if ratio <= TARGET_RATIO else "OVER TARGET"
         print(f"target: upload + process within {TARGET_RATIO}x cp -r (aim {AIM_RATIO}x): {ratio:.2f}x, {verdict}")
@@ -484,7 +485,7 @@ def main() -> None:
             print(f"  run {n}: cp -r {cp_times[-1]:.2f} s; {floor}upload {r['upload_s']:.2f} s + process "
                   f"{r['process_s']:.2f} s ({(r['upload_s'] + r['process_s']) / cp_times[-1]:.2f}x cp -r); "
                   f"peak RSS {r['peak_rss_kb'] / 1024:.0f} MB "
-                  f"(a staging child {r['child_peak_rss_kb'] / 1024:.0f} MB); "
+                  f"(a worker process {r['child_peak_rss_kb'] / 1024:.0f} MB); "
                   f"CPU used meanwhile outside the benchmark {other:.1f} s")
     finally:
         if not args.keep:

@@ -191,6 +191,7 @@ class AssetWriter:
         self.new = new
         self.mode = mode
         self.met: set[str] = set()  # hashes of the assets this worker met
+        self.folders: set[str] = set()  # store folders known to exist
         self._linked: dict[str, bool] = {}  # source folder: whether a symbolic link leads to it
 
     def __call__(self, cells: list[Any], base: str) -> list[CellAsset]:
@@ -242,6 +243,7 @@ class AssetWriter:
                 write_all(fd, data)
             finally:
                 os.close(fd)
+            self._make_store_folder(info.digest)
         return info
 
     def _from_file(self, path: str, must_be_image: bool) -> AssetInfo:
@@ -250,7 +252,7 @@ class AssetWriter:
             size = os.fstat(fd).st_size
             if size > WHOLE_READ_LIMIT:
                 return self._copy_large_file(fd, path, size, must_be_image)
-            data = _read_all(fd, size)
+            data = _read_all(fd)
         finally:
             os.close(fd)
         return self._from_bytes(data, os.path.basename(path), must_be_image)
@@ -261,6 +263,15 @@ class AssetWriter:
             return False
         self.met.add(info.digest)
         return self.store.find(info.digest) is None
+
+    def _make_store_folder(self, digest: str) -> None:
+        """Make the store folder of a new asset now, while the upload has other work under way, so
+        that processing only links. Made after the asset's file, whose name says which folder it
+        is, so a refused or killed upload removes it if it stays empty (`remove_empty_store_folders`)."""
+        shard = f"{self.store.root}/{digest[0:2]}/{digest[2:4]}"
+        if shard not in self.folders:
+            os.makedirs(shard, exist_ok=True)
+            self.folders.add(shard)
 
     def _copy_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then name the copy."""
@@ -279,10 +290,20 @@ class AssetWriter:
             info = describe(head, hasher.hexdigest(), size, os.path.basename(path), must_be_image)
             if self._is_new(info):
                 os.replace(partial, f"{self.new}/{info.digest}.{info.ext}")
+                self._make_store_folder(info.digest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
         return info
+
+
+def remove_empty_store_folders(store_root: Path, new: Path) -> None:
+    """Remove the store folders of the new assets in `new` that are empty: those an upload that
+    will not land made (folders in use are not empty; a processor makes them again if need be)."""
+    shards = {f"{name[0:2]}/{name[2:4]}" for name in os.listdir(new)} if new.is_dir() else set()
+    for folder in [*shards, *{shard[0:2] for shard in shards}]:  # `ab/cd` before `ab`
+        with contextlib.suppress(OSError):  # not empty, or gone
+            os.rmdir(store_root / folder)
 
 
 class StoreLookup:
@@ -349,13 +370,9 @@ def open_regular_file(path: str) -> int:
     return fd
 
 
-def _read_all(fd: int, size: int) -> bytes:
-    """A file's bytes: one read for a file of `size` bytes (asking one more shows its end)."""
-    data = os.read(fd, size + 1)
-    if len(data) <= size:
-        return data
-    parts = [data]
-    while chunk := os.read(fd, CHUNK):  # it grew meanwhile
+def _read_all(fd: int) -> bytes:
+    parts = []
+    while chunk := os.read(fd, CHUNK):
         parts.append(chunk)
     return b"".join(parts)
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from .assets import AssetStore
+from .assets import AssetStore, remove_empty_store_folders
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
 from .ingest import ASSETS_FILE, DATA_FILE, NEW_ASSETS, UploadRequest, convert_source
@@ -123,6 +123,7 @@ class CollectionManager:
             convert_source(self.lake, source, request, import_id, work, self.num_proc)
             publish_assets(self.lake, work)  # the store holds the bytes; members point at them
         finally:
+            remove_empty_store_folders(self.lake.assets, work / NEW_ASSETS)
             shutil.rmtree(work / NEW_ASSETS, ignore_errors=True)
         with atomic_path(self.lake.ledger / "assets" / f"{import_id}.parquet") as tmp:
             shutil.copyfile(work / ASSETS_FILE, tmp)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .assets import AssetInfo, AssetWriter, StoreLookup
+from .assets import AssetInfo, AssetWriter, StoreLookup, remove_empty_store_folders
 from .column_plan import plan_columns
 from .errors import ValidationError, storage_errors
 from .fs import file_lock, write_json_atomic
@@ -238,11 +238,17 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
             manifest = _write_upload(lake, source, request, upload_id, folder, num_proc, lock_fd)
             folder.rename(lake.upload_dir("pending", upload_id))
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            discard_upload(lake, folder)
             with contextlib.suppress(OSError):
                 lock.unlink()
             raise
     return manifest
+
+
+def discard_upload(lake: Lake, folder: Path) -> None:
+    """Remove an upload that will not land: the store folders it made that stay empty, then its folder."""
+    remove_empty_store_folders(lake.assets, folder / NEW_ASSETS)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id: str, folder: Path,

@@ -26,12 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .assets import asset_relpath
-from .config import resolve
 from .db import quote
 from .columns import register_columns
 from .errors import DatalakeError, NotFoundError, StorageError, storage_errors
 from .fs import file_lock, read_json, temp_path_for, write_json_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS
+from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, discard_upload
 from .lake import LINEAGE_COLUMNS, Lake, Partition, utc_now
 from .progress import progress
 
@@ -44,7 +43,7 @@ class DatalakeProcessor:
 
     def __init__(self, base_path: str | Path, num_proc: int | None = None):
         self.lake = Lake(base_path).require()
-        self.num_proc = num_proc or resolve().num_proc
+        self.num_proc = num_proc or os.cpu_count() or 1  # the client, CLI and server pass their setting
         self._db: duckdb.DuckDBPyConnection | None = None
         self._db_lock = threading.Lock()
 
@@ -216,7 +215,7 @@ class DatalakeProcessor:
         for folder in self.lake.stage("incoming").iterdir():
             with file_lock(self._upload_lock(folder.name), blocking=False) as held:
                 if held is not None:  # its uploader (and its worker processes) are gone
-                    shutil.rmtree(folder, ignore_errors=True)
+                    discard_upload(self.lake, folder)
 
 
 def upload_counts(lake: Lake) -> dict[str, int]:

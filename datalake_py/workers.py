@@ -71,7 +71,10 @@ class _Child:
             while True:
                 answer = self.connection.recv()
                 future = self.pending.popleft()
-                future.set_exception(answer) if isinstance(answer, BaseException) else future.set_result(answer)
+                if isinstance(answer, BaseException):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
         except (EOFError, OSError):
             code = self.process.wait()
             with self.lock:
