@@ -35,6 +35,7 @@ from .workers import start_workers
 
 MAX_REPORTED = 10
 LOOKAHEAD = 2  # batches whose assets are read while an earlier one is finished and written
+CHUNKS_PER_WORKER = 4  # calls per worker process and batch, so none waits for the slowest to the batch's end
 PROCESS_MIN_ROWS = 1024  # smaller uploads read their assets in this process: a child takes ~0.1 s to start
 NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
 DATA_FILE, ASSETS_FILE, MANIFEST_FILE, NEW_ASSETS = "data.parquet", "assets.parquet", "manifest.json", "new-assets"
@@ -148,7 +149,7 @@ class BatchConverter:
             values = batch.column(self.column.name).to_pylist()
             if self.column.mode != "hash":
                 self.read_from.update(_file_folders(values, base))
-            size = -(-n // max(1, self.processes))
+            size = -(-n // (CHUNKS_PER_WORKER * max(1, self.processes)))
             futures = [self.workers.submit(values[i:i + size], base) for i in range(0, n, size)]
         for name, value in self.plan.meta_checked.items():
             self._check_meta_column(batch.column(name), name, value, start)
