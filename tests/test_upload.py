@@ -279,9 +279,9 @@ def test_a_large_upload_reports_its_bad_rows_and_leaves_no_trace(client, tmp_pat
 
 
 def test_a_worker_process_that_dies_fails_its_calls_with_a_clear_error():
-    workers = start_workers(partial(partial, os.abort), 1)  # each call ends the worker process
+    workers = start_workers(partial(partial, os._exit, 3), 1)  # each call ends the worker process
     try:
-        with pytest.raises(DatalakeError, match=r"a worker process stopped unexpectedly \(killed by signal 6\); "
+        with pytest.raises(DatalakeError, match=r"a worker process stopped unexpectedly \(exit code 3\); "
                                                 r"nothing of this upload was kept, upload it again"):
             workers.submit().result(timeout=60)
     finally:
