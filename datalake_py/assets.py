@@ -94,7 +94,7 @@ def probe_image(head: bytes) -> tuple[str, int, int] | None:
 
 def _probe_other(head: bytes) -> tuple[str, int, int] | None:
     """Formats other than PNG and JPEG, from Pillow's reading of the header."""
-    from PIL import Image, UnidentifiedImageError  # here: staging processes rarely need it
+    from PIL import Image, UnidentifiedImageError  # here: worker processes rarely need it
 
     try:
         with warnings.catch_warnings():
