@@ -129,7 +129,7 @@ class BatchConverter:
             writer = partial(AssetWriter, str(lake.assets), str(folder / NEW_ASSETS), self.column.mode)
             self.workers = start_workers(writer, self.processes, () if lock_fd is None else (lock_fd,))
         self.problems = Problems()
-        self.assets: dict[str, AssetInfo] = {}  # every asset the upload carries, by hash
+        self.carried: set[str] = set()  # the hashes of every asset the upload carries
         self.facts_due: list[AssetInfo] = []  # those first met since `facts_batch`
         self.kinds: set[str] = set()
         self.read_from: set[str] = set()  # the folders files were read from
@@ -200,8 +200,8 @@ class BatchConverter:
                 paths.append(asset.relpath if asset else None)
                 if asset:
                     self.kinds.add(asset.kind)
-                    if self.column.mode != "hash" and asset.digest not in self.assets:
-                        self.assets[asset.digest] = asset
+                    if self.column.mode != "hash" and asset.digest not in self.carried:
+                        self.carried.add(asset.digest)
                         self.facts_due.append(asset)
         return hashes, paths
 
@@ -314,7 +314,7 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "num_rows": converter.rows,
         "asset_column": converter.column.name,
         "asset_mode": converter.column.mode,
-        "num_assets": len(converter.assets),
+        "num_assets": len(converter.carried),
         "replaced_lake_columns": converter.plan.replaced,
         "read_from": sorted({os.path.normpath(f) for f in converter.read_from}),
         "overwrite": bool(request.overwrite),
