@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import xxhash
 
 from conftest import catalog_rows, image_bytes, lake_files, process
-from datalake import DatalakeProcessor, NotFoundError, fs
+from datalake import DatalakeProcessor, NotFoundError
 
 OCR_META = {"lang": "en", "src": "synthetic"}
 
@@ -34,10 +32,7 @@ def test_summary_lists_every_figure_per_upload(client):
     }
 
 
-@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "hard-link-fallback"])
-def test_the_same_image_in_two_datasets_is_stored_once(client, monkeypatch, renameat2):
-    if not renameat2:  # as on a C library without renameat2: names are claimed by hard link
-        monkeypatch.setattr(fs, "_renameat2", None)
+def test_the_same_image_in_two_datasets_is_stored_once(client):
     client.upload_raw(images_df([1, 2]), provider="test", dataset="a")
     client.upload_raw(images_df([2, 3]), provider="huggingface", dataset="b")
     summaries = process(client)["uploads"]
@@ -47,32 +42,6 @@ def test_the_same_image_in_two_datasets_is_stored_once(client, monkeypatch, rena
     assert len(lake_files(client.base_path, "assets")) == 3
     shared = [r for r in rows if r["n"] == 2]
     assert {r["dataset"] for r in shared} == {"a", "b"} and len({r["path"] for r in shared}) == 1
-
-
-def test_an_upload_links_the_copy_a_pending_upload_staged_instead_of_writing_it_again(client):
-    client.upload_raw(images_df([1, 2]), provider="test", dataset="a")
-    client.upload_raw(images_df([2, 3]), provider="test", dataset="b")
-    digest = xxhash.xxh3_128_hexdigest(image_bytes(2))
-    folder = client.base_path / "assets" / digest[:2] / digest[2:4]
-    copies = sorted(folder.glob(f".{digest}.png.*.tmp"))
-    assert len(copies) == 2 and os.path.samefile(*copies)  # one file under each upload's name
-    process(client)
-    assert [p.name for p in folder.iterdir()] == [f"{digest}.png"]
-    stored = folder / f"{digest}.png"
-    assert stored.read_bytes() == image_bytes(2) and stored.stat().st_nlink == 1
-
-
-def test_a_copy_staged_by_an_upload_still_being_written_is_not_linked(client):
-    data = image_bytes(7)
-    digest = xxhash.xxh3_128_hexdigest(data)
-    folder = client.base_path / "assets" / digest[:2] / digest[2:4]
-    folder.mkdir(parents=True)
-    writing = "20261128T000000000Z-0badf00d"  # an upload in incoming/: its files may be half written
-    (client.base_path / "staging" / "incoming" / writing).mkdir()
-    (folder / f".{digest}.png.{writing}.tmp").write_bytes(data[:20])
-    client.upload_raw(images_df([7]), provider="test", dataset="a")
-    assert process(client)["uploads"][0]["new_assets"] == 1
-    assert (folder / f"{digest}.png").read_bytes() == data
 
 
 def test_uploading_the_same_data_twice_adds_nothing(client, tmp_path):
