@@ -29,7 +29,7 @@ test: install
 wheel-flow:  # build a wheel, install it into a fresh venv outside the repository, run a user's session
 	PYTHON=$(PYTHON) scripts/wheel_flow.sh
 
-bench: install  # bytecode first, as an installed package has it: staging children start for every upload
+bench: install  # bytecode first, as an installed package has it: worker processes start for every large upload
 	$(PY) -m compileall -q datalake_py
 	$(PY) bench/ingest.py
 

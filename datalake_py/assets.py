@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Union
 import xxhash
 
 from .errors import DatalakeError, ValidationError
-from .lake import check_hash
+from .lake import asset_relpath, check_hash
 
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ico", "jp2", "heic", "avif"}
@@ -33,11 +33,6 @@ CHUNK = 8 * 1024 * 1024
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 EXT_PATTERN = re.compile(r"[a-z0-9]{1,10}")
-
-
-def asset_relpath(digest: str, ext: str) -> str:
-    """Where an asset lives, relative to assets/: `ab/cd/<hash>.<ext>`."""
-    return f"{digest[0:2]}/{digest[2:4]}/{digest}.{ext}"
 
 
 class AssetProblem(Exception):

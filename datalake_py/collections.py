@@ -24,13 +24,13 @@ import xxhash
 from .assets import AssetStore, remove_empty_store_folders
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, NEW_ASSETS, UploadRequest, convert_source
-from .lake import Lake, check_hash, check_name, new_upload_id, utc_now
+from .ingest import UploadRequest, convert_source
+from .lake import (ASSETS_FILE, DATA_FILE, LATEST_FILE, MEMBERS_FILE, METADATA_FILE, NEW_ASSETS, Lake, check_hash,
+                   check_name, new_upload_id, utc_now)
 from .processor import publish_assets
 from .sources import open_source
 from .validation import validate_assets
 
-MEMBERS, METADATA, LATEST = "members.parquet", "metadata.json", "latest"
 AUTO_VERSION = re.compile(r"v(\d+)")
 
 
@@ -57,25 +57,25 @@ class CollectionManager:
     # -- paths ---------------------------------------------------------------------------------
 
     def _folder(self, name: str) -> Path:
-        return self.lake.collections / check_name(name, "collection")
+        return self.lake.collection_dir(name)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Metadata of every version of a collection, oldest first."""
         folder = self._folder(name)
-        found = [read_json(p / METADATA) for p in folder.iterdir()
-                 if p.is_dir() and not p.name.startswith(".") and (p / METADATA).is_file()] if folder.is_dir() else []
+        found = [read_json(p / METADATA_FILE) for p in folder.iterdir()
+                 if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()] if folder.is_dir() else []
         return sorted(found, key=lambda m: (m["created_at"], m["version"]))
 
     def resolve(self, name: str, version: str | None = None) -> Path:
         """The folder of a version (None: the latest); NotFoundError naming what exists."""
         folder = self._folder(name)
         if version is None:
-            latest = folder / LATEST
+            latest = folder / LATEST_FILE
             if not latest.is_file():
                 raise NotFoundError(f"collection {name!r} does not exist; `datalake collections list` shows them")
             version = latest.read_text().strip()
         target = folder / check_name(version, "version")
-        if not (target / METADATA).is_file():
+        if not (target / METADATA_FILE).is_file():
             known = ", ".join(m["version"] for m in self.versions(name)) or "none"
             raise NotFoundError(f"collection {name!r} has no version {version!r} (versions: {known})")
         return target
@@ -89,8 +89,8 @@ class CollectionManager:
         check_name(name, "collection")
         if version is not None:
             check_name(version, "version")
-            if version == LATEST:
-                raise ValidationError(f"{LATEST!r} names the newest version; choose another version name")
+            if version == LATEST_FILE:
+                raise ValidationError(f"{LATEST_FILE!r} names the newest version; choose another version name")
         folder = self._folder(name)
         folder.mkdir(parents=True, exist_ok=True)
         work = folder / f".import-{new_upload_id()}"
@@ -102,9 +102,9 @@ class CollectionManager:
                 if chosen in self._used_versions(name):
                     raise ConflictError(f"collection {name!r} already has (or had) version {chosen!r}; versions "
                                         "never change and deleted ones are not reused: import as a new version")
-                metadata = self._metadata(name, chosen, description, query or source_text, work / MEMBERS)
-                write_json_atomic(work / METADATA, metadata)
-                for f in (work / MEMBERS, work / METADATA):
+                metadata = self._metadata(name, chosen, description, query or source_text, work / MEMBERS_FILE)
+                write_json_atomic(work / METADATA_FILE, metadata)
+                for f in (work / MEMBERS_FILE, work / METADATA_FILE):
                     f.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
                 os.rename(work, folder / chosen)
                 self._set_latest(name)
@@ -125,10 +125,10 @@ class CollectionManager:
         finally:
             remove_empty_store_folders(self.lake.assets, work / NEW_ASSETS)
             shutil.rmtree(work / NEW_ASSETS, ignore_errors=True)
-        with atomic_path(self.lake.ledger / "assets" / f"{import_id}.parquet") as tmp:
+        with atomic_path(self.lake.asset_record(import_id)) as tmp:
             shutil.copyfile(work / ASSETS_FILE, tmp)
         (work / ASSETS_FILE).unlink()
-        (work / DATA_FILE).rename(work / MEMBERS)
+        (work / DATA_FILE).rename(work / MEMBERS_FILE)
         return source.description
 
     def _lake_rows(self, rows: pd.DataFrame, work: Path) -> str:
@@ -138,13 +138,13 @@ class CollectionManager:
             raise ValidationError(f"{len(missing)} asset(s) of these rows are not in the lake's store "
                                   f"(first: {missing[0]}); verify the lake with `datalake db validate`")
         ordered = rows.sort_values("row_id", kind="stable").reset_index(drop=True)
-        pq.write_table(pa.Table.from_pandas(ordered, preserve_index=False), work / MEMBERS)
+        pq.write_table(pa.Table.from_pandas(ordered, preserve_index=False), work / MEMBERS_FILE)
         return f"lake rows ({len(rows)})"
 
     def _used_versions(self, name: str) -> set[str]:
         """Versions that exist or existed: a deleted version's name is never given to other data."""
         live = {p.name for p in self._folder(name).iterdir() if not p.name.startswith(".")}
-        deleted = {p.name.split("--", 1)[1][:-5] for p in (self.lake.ledger / "collections").glob(f"{name}--*.json")}
+        deleted = {p.name.split("--", 1)[1][:-5] for p in self.lake.collection_ledger.glob(f"{name}--*.json")}
         return live | deleted
 
     def _next_version(self, name: str) -> str:
@@ -158,7 +158,7 @@ class CollectionManager:
 
     def _set_latest(self, name: str) -> None:
         versions = self.versions(name)
-        latest = self._folder(name) / LATEST
+        latest = self._folder(name) / LATEST_FILE
         if versions:
             write_text_atomic(latest, versions[-1]["version"] + "\n")
         else:
@@ -179,19 +179,19 @@ class CollectionManager:
         return out
 
     def info(self, name: str, version: str | None = None) -> dict[str, Any]:
-        return read_json(self.resolve(name, version) / METADATA)
+        return read_json(self.resolve(name, version) / METADATA_FILE)
 
     def members(self, name: str, version: str | None = None) -> pd.DataFrame:
-        return pd.read_parquet(self.resolve(name, version) / MEMBERS)
+        return pd.read_parquet(self.resolve(name, version) / MEMBERS_FILE)
 
     # -- checking and deleting -----------------------------------------------------------------
 
     def verify(self, name: str, version: str | None = None) -> dict[str, Any]:
         """Recompute the fingerprint and check every member's asset bytes; `ok` and what differs."""
         folder = self.resolve(name, version)
-        metadata = read_json(folder / METADATA)
-        actual = fingerprint(folder / MEMBERS)
-        assets = validate_assets(self.lake, pd.read_parquet(folder / MEMBERS), deep=True)
+        metadata = read_json(folder / METADATA_FILE)
+        actual = fingerprint(folder / MEMBERS_FILE)
+        assets = validate_assets(self.lake, pd.read_parquet(folder / MEMBERS_FILE), deep=True)
         problems = []
         if actual != metadata["fingerprint"]:
             problems.append(f"members changed: fingerprint {actual} differs from the recorded "
@@ -214,7 +214,7 @@ class CollectionManager:
             if not targets:
                 raise NotFoundError(f"collection {name!r} does not exist")
             for target in targets:
-                self._record_deletion(read_json(target / METADATA))
+                self._record_deletion(read_json(target / METADATA_FILE))
                 trash = target.with_name(f".deleted-{target.name}-{new_upload_id()}")
                 os.rename(target, trash)
                 shutil.rmtree(trash)
@@ -226,4 +226,4 @@ class CollectionManager:
     def _record_deletion(self, metadata: dict[str, Any]) -> None:
         """Keep a deleted version's metadata, with when it was removed, for history."""
         record = {**metadata, "deleted_at": utc_now()}
-        write_json_atomic(self.lake.ledger / "collections" / f"{metadata['name']}--{metadata['version']}.json", record)
+        write_json_atomic(self.lake.deletion_record(metadata["name"], metadata["version"]), record)

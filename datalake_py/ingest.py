@@ -27,7 +27,8 @@ from .assets import AssetInfo, AssetWriter, StoreLookup, remove_empty_store_fold
 from .column_plan import plan_columns
 from .errors import ValidationError, storage_errors
 from .fs import file_lock, write_json_atomic
-from .lake import ASSET_COLUMNS, RAW_TASK, Lake, Partition, check_name, new_upload_id, utc_now
+from .lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, Lake, Partition,
+                   check_name, new_upload_id, utc_now)
 from .progress import progress
 from .schema import load_schema
 from .sources import Source, json_column, open_source
@@ -38,7 +39,6 @@ LOOKAHEAD = 2  # batches whose assets are read while an earlier one is finished 
 CHUNKS_PER_WORKER = 4  # calls per worker process and batch, so none waits for the slowest to the batch's end
 PROCESS_MIN_ROWS = 1024  # smaller uploads read their assets in this process: a child takes ~0.1 s to start
 NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
-DATA_FILE, ASSETS_FILE, MANIFEST_FILE, NEW_ASSETS = "data.parquet", "assets.parquet", "manifest.json", "new-assets"
 ASSET_FACTS = pa.schema([("hash", pa.string()), ("path", pa.string()), ("kind", pa.string()),
                          ("ext", pa.string()), ("bytes", pa.int64()), ("width", pa.int32()),
                          ("height", pa.int32())])

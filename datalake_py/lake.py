@@ -19,11 +19,11 @@ RAW_TASK = "raw"
 
 # The files of an upload's folder, staging/<stage>/<upload_id>/
 DATA_FILE, ASSETS_FILE, MANIFEST_FILE, ERROR_FILE = "data.parquet", "assets.parquet", "manifest.json", "error.json"
+NEW_ASSETS = "new-assets"  # the folder of an upload's assets new to the lake, until processing stores them
 # The files of a collection version, collections/<name>/<version>/, and the name of the newest
 MEMBERS_FILE, METADATA_FILE, LATEST_FILE = "members.parquet", "metadata.json", "latest"
 PART_FILES = "provider=*/dataset=*/task=*/variant=*/part-*.parquet"  # the catalog's part files, under catalog/
 STAGES = ("incoming", "pending", "processing", "failed", "trash")
-SETTLED_STAGES = ("pending", "processing", "failed")  # staged completely; in the order uploads move
 
 # The lake's own columns of a catalog row; user data never supplies them (rows that came out of
 # the lake carry them, and uploading such rows again replaces them).
@@ -33,6 +33,11 @@ LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")  # written by t
 BUILD_COLUMNS = ("row_id", "_file")  # added by the database build
 LAKE_COLUMNS = PARTITION_COLUMNS + ASSET_COLUMNS + LINEAGE_COLUMNS + BUILD_COLUMNS
 READER_COLUMNS = ("file_row_number",)  # DuckDB adds it when the build reads the part files
+
+
+def asset_relpath(digest: str, ext: str) -> str:
+    """Where an asset lives, relative to assets/: `ab/cd/<hash>.<ext>`."""
+    return f"{digest[0:2]}/{digest[2:4]}/{digest}.{ext}"
 
 
 def check_name(value: object, what: str) -> str:
@@ -105,10 +110,6 @@ class Lake:
     def stage(self, name: str) -> Path:
         assert name in STAGES
         return self.staging / name
-
-    def settled_folders(self) -> list[str]:
-        """The folders of uploads whose staging is complete, in the order uploads move through them."""
-        return [str(self.stage(s)) for s in SETTLED_STAGES]
 
     def upload_dir(self, stage: str, upload_id: str) -> Path:
         return self.stage(stage) / check_name(upload_id, "upload")

@@ -25,13 +25,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .assets import asset_relpath
 from .db import quote
 from .columns import register_columns
 from .errors import DatalakeError, NotFoundError, StorageError, storage_errors
 from .fs import file_lock, read_json, temp_path_for, write_json_atomic
-from .ingest import ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, discard_upload
-from .lake import LINEAGE_COLUMNS, Lake, Partition, utc_now
+from .ingest import discard_upload
+from .lake import (ASSETS_FILE, DATA_FILE, ERROR_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, NEW_ASSETS, Lake, Partition,
+                   asset_relpath, utc_now)
 from .progress import progress
 
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
@@ -92,7 +92,7 @@ class DatalakeProcessor:
                     entry = {"upload_id": folder.name, "stage": stage,
                              **{k: manifest.get(k) for k in UPLOAD_FIELDS}}
                     if stage == "failed":
-                        entry["error"] = read_json(folder / "error.json").get("error")
+                        entry["error"] = read_json(folder / ERROR_FILE).get("error")
                     out.append(entry)
         return out
 
@@ -103,7 +103,7 @@ class DatalakeProcessor:
             if not failed.is_dir():
                 raise NotFoundError(f"upload {upload_id!r} is not among the failed uploads; "
                                     "`datalake process list` shows them")
-            (failed / "error.json").unlink(missing_ok=True)
+            (failed / ERROR_FILE).unlink(missing_ok=True)
             failed.rename(self.lake.upload_dir("pending", upload_id))
 
     # -- claiming ------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class DatalakeProcessor:
     def _park_failed(self, upload_id: str, folder: Path, exc: Exception) -> dict[str, Any]:
         message = str(exc) if isinstance(exc, DatalakeError) else f"{type(exc).__name__}: {exc}"
         partition = _partition_text(folder)
-        write_json_atomic(folder / "error.json", {
+        write_json_atomic(folder / ERROR_FILE, {
             "upload_id": upload_id, "partition": partition, "failed_at": utc_now(), "error": message,
             "error_type": type(exc).__name__,
             "fix": f"fix the cause, then run `datalake process retry {upload_id}`",
@@ -249,7 +249,7 @@ def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyC
     part_dir = lake.partition_dir(partition)
     ledger = _ledger_paths(lake, folder, upload_id)
     with file_lock(lake.lock_path("partition", str(partition))), contextlib.ExitStack() as cleanup:
-        own = part_dir / f"part-{upload_id}.parquet"
+        own = lake.part_path(partition, upload_id)
         for target in (own, *ledger.values()):  # temporary files never outlive this block
             cleanup.callback(temp_path_for(target).unlink, missing_ok=True)
         others = sorted(p for p in part_dir.glob("part-*.parquet") if p != own)
@@ -357,9 +357,9 @@ def _claim_name(path: str, final: Path) -> bool:
 
 def _ledger_paths(lake: Lake, folder: Path, upload_id: str) -> dict[str, Path]:
     """The upload's ledger files, keyed by upload id: its record, and the assets it brought if any."""
-    paths = {"uploads": lake.ledger / "uploads" / f"{upload_id}.parquet"}
+    paths = {"uploads": lake.upload_record(upload_id)}
     if (folder / ASSETS_FILE).is_file():
-        paths["assets"] = lake.ledger / "assets" / f"{upload_id}.parquet"
+        paths["assets"] = lake.asset_record(upload_id)
     return paths
 
 

@@ -22,9 +22,9 @@ import pandas as pd
 import xxhash
 
 from . import db
-from .assets import CHUNK, asset_relpath
+from .assets import CHUNK
 from .errors import DatalakeError, ValidationError
-from .lake import Lake
+from .lake import Lake, asset_relpath
 from .progress import progress
 
 ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")

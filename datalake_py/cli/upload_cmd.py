@@ -11,6 +11,7 @@ import typer
 from ..errors import ValidationError
 from ..lake import RAW_TASK, Lake
 from ..schema import Schema, load_schema
+from .context import settle_imports
 
 if TYPE_CHECKING:
     from ..ingest import UploadRequest
@@ -75,6 +76,7 @@ def register(app: typer.Typer) -> None:
         """Validate and stage data for processing. Asks for what is missing when run in a terminal."""
         from ..ingest import UploadRequest, stage_upload  # brings pyarrow: only when uploading
 
+        settle_imports()
         settings = ctx.find_root().obj
         lake = Lake(settings.base_path).require()
         request = UploadRequest(provider or "", dataset or "", task or RAW_TASK, variant, parse_meta(meta),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -62,6 +63,7 @@ def serve(
     except DatalakeError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None
+    gc.freeze()  # what is loaded now lives as long as the server: the collector need not walk it during jobs
     typer.echo(f"datalake-server on http://{host}:{port} for {Path(settings.base_path).resolve()}"
                f"{' (watching uploads)' if watch else ''}{' (token required)' if token else ''}")
     web.run_app(application, host=host, port=port, print=None, access_log=None)
