@@ -62,10 +62,12 @@ def test_the_rule_holds_when_the_registry_is_missing_and_is_rebuilt(client):
 def test_a_column_of_an_upload_that_never_landed_refuses_nothing(client):
     broken = client.upload_raw(pd.DataFrame({"image": [image_bytes(1)], "score": ["high"]}),
                                provider="test", dataset="a", variant="t")
-    for staged in (client.base_path / "assets").rglob(f"*{broken}*"):
-        staged.unlink()  # its asset is lost: it fails after registering its columns
+    data = client.base_path / "staging" / "pending" / broken / "data.parquet"
+    damaged = bytearray(data.read_bytes())
+    damaged[4:len(damaged) // 2] = bytes(len(damaged) // 2 - 4)  # its rows are lost, its footer is whole:
+    data.write_bytes(bytes(damaged))                              # it fails after registering its columns
     assert process(client)["failed"] == 1
-    assert "is neither staged nor stored" in failure(client, broken)
+    assert failure(client, broken)
     client.upload_raw(pd.DataFrame({"score": [7]}), provider="test", dataset="b", variant="t")
     assert process(client)["failed"] == 0
     assert [(r["dataset"], r["score"]) for r in catalog_rows(client.base_path)] == [("b", 7)]
