@@ -12,7 +12,6 @@ import errno
 import io
 import os
 import re
-import stat
 import struct
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple, Union
 import xxhash
 
 from .errors import DatalakeError, ValidationError
+from .fs import LinkRefused, NotRegularFile, open_regular
 from .lake import asset_relpath, check_hash
 
 
@@ -242,9 +242,8 @@ class AssetWriter:
         return info
 
     def _from_file(self, path: str, must_be_image: bool) -> AssetInfo:
-        fd = open_regular_file(path)
+        fd, size = open_regular_file(path)
         try:
-            size = os.fstat(fd).st_size
             if size > WHOLE_READ_LIMIT:
                 return self._copy_large_file(fd, path, size, must_be_image)
             data = _read_all(fd)
@@ -323,7 +322,6 @@ class StoreLookup:
         return AssetInfo(digest, ext, "image" if ext in IMAGE_EXTS else "file", 0)
 
 
-READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never waits on a FIFO
 SYSTEM_FOLDERS = ("/proc", "/sys")
 NOT_REGULAR = "not a regular file (a folder, device, FIFO, socket or system file)"
 
@@ -340,29 +338,26 @@ def _system_devices() -> set[int]:
 SYSTEM_DEVICES = _system_devices()
 
 
-def open_regular_file(path: str) -> int:
-    """A descriptor of `path` if it is a regular file reached without a symbolic link at its end;
-    AssetProblem naming what it is otherwise (missing, a link, a device, a FIFO, a folder, ...)."""
+def open_regular_file(path: str) -> tuple[int, int]:
+    """A descriptor of `path` and its size if it is a regular file, not a system file, reached
+    without a symbolic link at its end; AssetProblem naming what it is otherwise."""
     try:
-        fd = os.open(path, READ_FLAGS)
+        fd, info = open_regular(path)
     except FileNotFoundError:
         raise AssetProblem(f"file not found: {path}") from None
-    except (NotADirectoryError, IsADirectoryError):
-        raise AssetProblem(f"{NOT_REGULAR}: {path}") from None
     except PermissionError:
         raise AssetProblem(f"file not readable (permission denied): {path}") from None
+    except LinkRefused:
+        raise AssetProblem(f"{path} is a symbolic link; datalake reads regular files only: give the "
+                           "path of the file itself") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise AssetProblem(f"{path} is a symbolic link; datalake reads regular files only: give the "
-                               "path of the file itself") from None
-        if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):  # a socket
-            raise AssetProblem(f"{NOT_REGULAR}: {path}") from None
+        if isinstance(exc, (NotRegularFile, NotADirectoryError)) or exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):
+            raise AssetProblem(f"{NOT_REGULAR}: {path}") from None  # ENXIO, EOPNOTSUPP: a socket
         raise
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_dev in SYSTEM_DEVICES:
+    if info.st_dev in SYSTEM_DEVICES:
         os.close(fd)
         raise AssetProblem(f"{NOT_REGULAR}: {path}")
-    return fd
+    return fd, info.st_size
 
 
 def _read_all(fd: int) -> bytes:

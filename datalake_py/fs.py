@@ -1,14 +1,45 @@
-"""File-system primitives the lake is built on: atomic writes and inter-process locks."""
+"""File-system primitives the lake is built on: atomic writes, reads that follow no link, and
+inter-process locks."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Iterator
+
+
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # NONBLOCK: a FIFO never hangs
+
+
+class LinkRefused(OSError):
+    """The path ends in a symbolic link, which datalake never follows."""
+
+
+class NotRegularFile(OSError):
+    """The path is a folder, a device or a FIFO, not a regular file."""
+
+
+def open_regular(path: str | Path) -> tuple[int, os.stat_result]:
+    """A read descriptor of `path` and its status, if it is a regular file reached without a link
+    at its end; LinkRefused or NotRegularFile otherwise (the usual OSErrors when it is missing or
+    cannot be opened)."""
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LinkRefused(exc.errno, "a symbolic link", str(path)) from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+    return fd, info
 
 
 def temp_path_for(path: Path) -> Path:

@@ -8,7 +8,6 @@ folder (`ab` or `ab/cd`) that is one, is unsafe, and its bytes are never read.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import random
@@ -24,6 +23,7 @@ import xxhash
 from . import db
 from .assets import CHUNK
 from .errors import DatalakeError, ValidationError
+from .fs import LinkRefused, NotRegularFile, open_regular
 from .lake import Lake, asset_relpath
 from .progress import progress
 
@@ -31,7 +31,6 @@ ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100
 BATCH = 1000
 READERS = 8  # files checked at once: stat and read latency dominate, above all on a NAS
-READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a FIFO never hangs a read
 SHARDS = (2, 5)  # lengths of the shard folders `ab` and `ab/cd` in a store path
 
 
@@ -55,18 +54,12 @@ def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
 def open_nofollow(path: str | Path) -> BinaryIO:
     """`path` opened for reading, unbuffered; UnsafeAsset if it is a symlink, MissingAsset unless a regular file."""
     try:
-        fd = os.open(path, READ_FLAGS)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UnsafeAsset(path) from None
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise MissingAsset(path) from None
-        raise
-    f = open(fd, "rb", buffering=0)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
-        raise MissingAsset(path)
-    return f
+        fd, _ = open_regular(path)
+    except LinkRefused:
+        raise UnsafeAsset(path) from None
+    except (FileNotFoundError, NotADirectoryError, NotRegularFile):
+        raise MissingAsset(path) from None
+    return open(fd, "rb", buffering=0)
 
 
 def file_digest(path: str | Path) -> str:
