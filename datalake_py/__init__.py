@@ -12,9 +12,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "DatalakeClient": "client", "DatalakeProcessor": "processor", "DuckDBClient": "db", "DbBuildError": "errors",
-    "DatalakeError": "errors", "ValidationError": "errors", "ConfigError": "errors", "NotFoundError": "errors",
-    "ConflictError": "errors", "StorageError": "errors",
+    "DatalakeClient": "client", "DatalakeProcessor": "processing.processor", "DuckDBClient": "catalog.db",
+    "DbBuildError": "errors", "DatalakeError": "errors", "ValidationError": "errors", "ConfigError": "errors",
+    "NotFoundError": "errors", "ConflictError": "errors", "StorageError": "errors",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -11,15 +11,16 @@ from urllib.parse import quote
 import duckdb
 import pandas as pd
 
-from . import config, db, export, search, validation
+from . import config, export
+from .catalog import db, search, validation
 from .collections import CollectionManager
 from .errors import ERRORS_BY_NAME, DatalakeError
-from .ingest import UploadRequest, stage_upload
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
-from .processor import DatalakeProcessor, upload_counts
+from .processing.processor import DatalakeProcessor, upload_counts
 from .remote import ServerConnection
 from .schema import Schema, init_lake, load_schema
+from .upload.ingest import UploadRequest, stage_upload
 
 
 class DatalakeClient:

@@ -21,15 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from .assets import AssetStore, remove_empty_store_folders
+from .catalog.validation import validate_assets
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
-from .ingest import UploadRequest, convert_source
 from .lake import (ASSETS_FILE, DATA_FILE, LATEST_FILE, MEMBERS_FILE, METADATA_FILE, NEW_ASSETS, Lake, check_hash,
-                   check_name, new_upload_id, utc_now)
-from .processor import publish_assets
-from .sources import open_source
-from .validation import validate_assets
+                   check_name, new_upload_id, remove_empty_store_folders, utc_now)
+from .processing.processor import publish_assets
+from .upload.assets import AssetStore
+from .upload.ingest import UploadRequest, convert_source
+from .upload.sources import open_source
 
 AUTO_VERSION = re.compile(r"v(\d+)")
 

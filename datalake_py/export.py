@@ -26,11 +26,11 @@ import pyarrow as pa
 import xxhash
 import pyarrow.parquet as pq
 
-from .assets import IMAGE_EXTS
+from .catalog.validation import MissingAsset, StoreFiles, UnsafeAsset
 from .errors import ConflictError, ValidationError
 from .lake import Lake
 from .progress import progress
-from .validation import MissingAsset, StoreFiles, UnsafeAsset
+from .upload.assets import IMAGE_EXTS
 
 if TYPE_CHECKING:
     import datasets

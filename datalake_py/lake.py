@@ -1,9 +1,12 @@
-"""The lake on disk: its folders, the names that may become paths, and where each thing lives."""
+"""The lake on disk: its folders, the names that may become paths, where each thing lives, and the
+removal of an upload that will not land (its folder and the store folders it made)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -172,3 +175,18 @@ class Lake:
     def lock_path(self, kind: str, key: str) -> Path:
         digest = xxhash.xxh3_64_hexdigest(key.encode("utf-8"))
         return self.locks / f"{kind}-{digest}.lock"
+
+
+def remove_empty_store_folders(store_root: Path, new: Path) -> None:
+    """Remove the store folders of the new assets in `new` that are empty: those an upload that
+    will not land made (folders in use are not empty; a processor makes them again if need be)."""
+    shards = {f"{name[0:2]}/{name[2:4]}" for name in os.listdir(new)} if new.is_dir() else set()
+    for folder in [*shards, *{shard[0:2] for shard in shards}]:  # `ab/cd` before `ab`
+        with contextlib.suppress(OSError):  # not empty, or gone
+            os.rmdir(store_root / folder)
+
+
+def discard_upload(lake: Lake, folder: Path) -> None:
+    """Remove an upload that will not land: the store folders it made that stay empty, then its folder."""
+    remove_empty_store_folders(lake.assets, folder / NEW_ASSETS)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from conftest import process
 from datalake import DatalakeClient, DbBuildError, ValidationError
+from datalake.catalog.db import PROJECT_DIR, dbt_env
 from datalake.cli import app as cli
-from datalake.db import PROJECT_DIR, dbt_env
 
 PART_GLOB = "catalog/provider=*/dataset=*/task=*/variant=*/part-*.parquet"
 

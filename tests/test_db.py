@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from conftest import image_bytes, process
 from datalake import DatalakeClient, DbBuildError, DuckDBClient, NotFoundError, ValidationError
+from datalake.catalog.dbt_worker import DbtWorker
 from datalake.cli import app as cli
-from datalake.dbt_worker import DbtWorker
 
 OCR = {"lang": "ko", "src": "real"}
 
@@ -271,7 +271,7 @@ def test_searches_never_fail_while_builds_run(client, tmp_path):
 
     thread = threading.Thread(target=reader)
     thread.start()
-    script = "import sys; from datalake.db import build_db; from datalake.lake import Lake; build_db(Lake(sys.argv[1]), True)"
+    script = "import sys; from datalake.catalog.db import build_db; from datalake.lake import Lake; build_db(Lake(sys.argv[1]), True)"
     procs = [subprocess.Popen([sys.executable, "-c", script, str(client.base_path)]) for _ in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     done.set()
@@ -281,7 +281,7 @@ def test_searches_never_fail_while_builds_run(client, tmp_path):
 
 
 def test_plain_dbt_build_works_on_the_same_lake(client):
-    from datalake.db import PROJECT_DIR, dbt_env
+    from datalake.catalog.db import PROJECT_DIR, dbt_env
 
     client.upload_raw(pd.DataFrame({"n": [1]}), provider="test", dataset="a")
     process(client)

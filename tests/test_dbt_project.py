@@ -19,7 +19,7 @@ import pytest
 
 from conftest import process
 from datalake import DatalakeClient, DbBuildError
-from datalake.db import PROJECT_DIR, dbt_env
+from datalake.catalog.db import PROJECT_DIR, dbt_env
 from datalake.lake import LAKE_COLUMNS
 from datalake.schema import remove_task
 

@@ -15,11 +15,11 @@ from PIL.PngImagePlugin import PngInfo
 
 from conftest import image_bytes, process
 from datalake import DatalakeClient
-from datalake.db import DuckDBClient, build_db
+from datalake.catalog.db import DuckDBClient, build_db
+from datalake.catalog.validation import validate_assets
 from datalake.errors import ConflictError, ValidationError
 from datalake.export import download, to_dataset, to_pandas
 from datalake.lake import Lake
-from datalake.validation import validate_assets
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 

@@ -18,9 +18,9 @@ from PIL import Image
 
 from conftest import catalog_rows, image_bytes, lake_files, lake_listing, process
 from datalake import DatalakeClient, DatalakeError, NotFoundError, ValidationError
-from datalake.assets import WHOLE_READ_LIMIT
-from datalake.ingest import PROCESS_MIN_ROWS
-from datalake.workers import start_workers
+from datalake.upload.assets import WHOLE_READ_LIMIT
+from datalake.upload.ingest import PROCESS_MIN_ROWS
+from datalake.upload.workers import start_workers
 
 OCR_META = {"lang": "ko", "src": "real"}
 

@@ -67,7 +67,7 @@ def generate(ctx: typer.Context) -> None:
 def serve(ctx: typer.Context, port: int = typer.Option(8080, "--port", help="Port to listen on."),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.")) -> None:
     """Serve the docs site (run `datalake docs generate` first)."""
-    from ..db import run_dbt
+    from ..catalog.db import run_dbt
 
     client = client_for(ctx)
     if not (client.lake.dbt_target / "index.html").exists():

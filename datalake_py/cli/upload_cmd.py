@@ -14,7 +14,7 @@ from ..schema import Schema, load_schema
 from .context import settle_imports
 
 if TYPE_CHECKING:
-    from ..ingest import UploadRequest
+    from ..upload.ingest import UploadRequest
 
 
 MAX_FOLDERS = 5  # folders named after an upload
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the partition's rows when processed."),
     ) -> None:
         """Validate and stage data for processing. Asks for what is missing when run in a terminal."""
-        from ..ingest import UploadRequest, stage_upload  # brings pyarrow: only when uploading
+        from ..upload.ingest import UploadRequest, stage_upload  # brings pyarrow: only when uploading
 
         settle_imports()
         settings = ctx.find_root().obj

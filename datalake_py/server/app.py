@@ -12,11 +12,11 @@ from aiohttp import web
 from watchfiles import awatch
 
 from .. import __version__
+from ..catalog.db import build_db
 from ..errors import AuthError, ConflictError, DatalakeError
-from ..db import build_db
 from ..jobs import JobStore
 from ..lake import Lake
-from ..processor import DatalakeProcessor, upload_counts
+from ..processing.processor import DatalakeProcessor, upload_counts
 from .runner import JobRunner
 
 log = logging.getLogger("datalake.server")

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import duckdb
 import pandas as pd
 
-from .db import quote
-from .errors import ValidationError
+from ..errors import ValidationError
+from ..sql import quote
 
 LEVELS = ("provider", "dataset", "task", "variant")
 

@@ -3,9 +3,9 @@
 Each worker is an object made once by a picklable `make()`, in one thread of this process or in
 each of a number of child processes. Child processes, because an upload's per-asset work is short
 system calls and a little Python, which threads of one process can only take turns at, holding the
-interpreter lock. They start as `python -m datalake.workers`, not through multiprocessing, whose
-spawn and forkserver run the user's main script again (breaking a script without a main guard) and
-whose fork copies a process that runs DuckDB and Arrow threads.
+interpreter lock. They start as `python -m datalake.upload.workers`, not through multiprocessing,
+whose spawn and forkserver run the user's main script again (breaking a script without a main
+guard) and whose fork copies a process that runs DuckDB and Arrow threads.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
-from .errors import DatalakeError
+from ..errors import DatalakeError
 
 
 class ThreadWorker(Executor):
@@ -46,7 +46,7 @@ class _Child:
         ours, its = socket.socketpair()
         with its:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "datalake.workers", str(its.fileno())], pass_fds=(its.fileno(), *inherit),
+                [sys.executable, "-m", "datalake.upload.workers", str(its.fileno())], pass_fds=(its.fileno(), *inherit),
                 stdin=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C is the parent's to handle
         self.socket = ours  # its write side is shut to tell the child that no more calls come
         self.connection = Connection(os.dup(ours.fileno()))

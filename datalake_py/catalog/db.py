@@ -27,10 +27,11 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
+from ..errors import DatalakeError, DbBuildError, NotFoundError, ValidationError
+from ..fs import file_lock
+from ..lake import PART_FILES, Lake, utc_now
+from ..sql import quote
 from .dbt_worker import PROJECT_DIR, DbtWorker
-from .errors import DatalakeError, DbBuildError, NotFoundError, ValidationError
-from .fs import file_lock
-from .lake import PART_FILES, Lake, utc_now
 
 RULES_TEST = "task_meta_rules"
 PARTS_TEST = "catalog_holds_every_part_file"
@@ -207,11 +208,6 @@ def _part_rows(lake: Lake) -> dict[str, int | None]:
         if num_rows != 0:
             rows[str(part)] = num_rows
     return rows
-
-
-def quote(name: str) -> str:
-    """An identifier (column or table name) quoted for SQL; values always go as parameters."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pd.DataFrame:

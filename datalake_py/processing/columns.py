@@ -20,9 +20,9 @@ from typing import Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ConflictError
-from .fs import file_lock, read_json, write_json_atomic
-from .lake import PART_FILES, Lake, Partition
+from ..errors import ConflictError
+from ..fs import file_lock, read_json, write_json_atomic
+from ..lake import PART_FILES, Lake, Partition
 
 Claim = dict[str, str]
 Registry = dict[str, list[Claim]]  # lower-cased column name -> its claims

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from .errors import ValidationError
-from .lake import ASSET_COLUMNS, LAKE_COLUMNS, LINEAGE_COLUMNS, READER_COLUMNS
+from ..errors import ValidationError
+from ..lake import ASSET_COLUMNS, LAKE_COLUMNS, LINEAGE_COLUMNS, READER_COLUMNS
 
 FILE_COLUMNS = ("image_path", "file_path", "file")
 

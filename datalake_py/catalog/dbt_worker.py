@@ -99,7 +99,7 @@ class DbtWorker:
     def _started(cls) -> subprocess.Popen:
         if cls._child is None or cls._child.poll() is not None:
             cls._child = subprocess.Popen(
-                [sys.executable, "-m", "datalake.dbt_worker"], cwd=PROJECT_DIR, text=True, bufsize=1,
+                [sys.executable, "-m", "datalake.catalog.dbt_worker"], cwd=PROJECT_DIR, text=True, bufsize=1,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             atexit.register(cls._stop, cls._child)
         return cls._child

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ValidationError, storage_problem
+from ..errors import ValidationError, storage_problem
 
 BATCH_ROWS = 256
 BATCH_BYTES = 32 * 1024 * 1024

@@ -25,14 +25,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .db import quote
+from ..errors import DatalakeError, NotFoundError, StorageError, storage_errors
+from ..fs import file_lock, read_json, temp_path_for, write_json_atomic
+from ..lake import (ASSETS_FILE, DATA_FILE, ERROR_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, NEW_ASSETS, Lake, Partition,
+                   asset_relpath, discard_upload, utc_now)
+from ..progress import progress
+from ..sql import quote
 from .columns import register_columns
-from .errors import DatalakeError, NotFoundError, StorageError, storage_errors
-from .fs import file_lock, read_json, temp_path_for, write_json_atomic
-from .ingest import discard_upload
-from .lake import (ASSETS_FILE, DATA_FILE, ERROR_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, NEW_ASSETS, Lake, Partition,
-                   asset_relpath, utc_now)
-from .progress import progress
 
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
                  "source", "description")

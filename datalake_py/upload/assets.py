@@ -19,9 +19,9 @@ from typing import Any, NamedTuple, Union
 
 import xxhash
 
-from .errors import DatalakeError, ValidationError
-from .fs import LinkRefused, NotRegularFile, open_regular
-from .lake import asset_relpath, check_hash
+from ..errors import DatalakeError, ValidationError
+from ..fs import LinkRefused, NotRegularFile, open_regular
+from ..lake import asset_relpath, check_hash
 
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ico", "jp2", "heic", "avif"}
@@ -289,15 +289,6 @@ class AssetWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
         return info
-
-
-def remove_empty_store_folders(store_root: Path, new: Path) -> None:
-    """Remove the store folders of the new assets in `new` that are empty: those an upload that
-    will not land made (folders in use are not empty; a processor makes them again if need be)."""
-    shards = {f"{name[0:2]}/{name[2:4]}" for name in os.listdir(new)} if new.is_dir() else set()
-    for folder in [*shards, *{shard[0:2] for shard in shards}]:  # `ab/cd` before `ab`
-        with contextlib.suppress(OSError):  # not empty, or gone
-            os.rmdir(store_root / folder)
 
 
 class StoreLookup:

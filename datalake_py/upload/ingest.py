@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -23,14 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .assets import AssetInfo, AssetWriter, StoreLookup, remove_empty_store_folders
+from ..errors import ValidationError, storage_errors
+from ..fs import file_lock, write_json_atomic
+from ..lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, Lake, Partition,
+                   check_name, discard_upload, new_upload_id, utc_now)
+from ..progress import progress
+from ..schema import load_schema
+from .assets import AssetInfo, AssetWriter, StoreLookup
 from .column_plan import plan_columns
-from .errors import ValidationError, storage_errors
-from .fs import file_lock, write_json_atomic
-from .lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, Lake, Partition,
-                   check_name, new_upload_id, utc_now)
-from .progress import progress
-from .schema import load_schema
 from .sources import Source, json_column, open_source
 from .workers import start_workers
 
@@ -244,12 +243,6 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
                 lock.unlink()
             raise
     return manifest
-
-
-def discard_upload(lake: Lake, folder: Path) -> None:
-    """Remove an upload that will not land: the store folders it made that stay empty, then its folder."""
-    remove_empty_store_folders(lake.assets, folder / NEW_ASSETS)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id: str, folder: Path,

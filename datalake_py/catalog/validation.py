@@ -20,12 +20,12 @@ from typing import Any, BinaryIO
 import pandas as pd
 import xxhash
 
+from ..errors import DatalakeError, ValidationError
+from ..fs import LinkRefused, NotRegularFile, open_regular
+from ..lake import Lake, asset_relpath
+from ..progress import progress
+from ..upload.assets import CHUNK
 from . import db
-from .assets import CHUNK
-from .errors import DatalakeError, ValidationError
-from .fs import LinkRefused, NotRegularFile, open_regular
-from .lake import Lake, asset_relpath
-from .progress import progress
 
 ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100

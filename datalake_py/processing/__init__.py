@@ -1,0 +1,1 @@
+"""Processing: land staged uploads in the catalog and their assets in the store."""
