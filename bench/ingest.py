@@ -18,9 +18,9 @@ on ext4 without a journal (this VM's file system) file creation is several times
 to six minutes after many deletes, so the benchmark also waits out its own recent deletes.
 
 The floor is the file work the lake's contract asks of any ingest of the same files, alone: read,
-hash, write under a hidden name in the store's `ab/cd/` folder (one `mkdir` per new folder) and
-rename, in as many processes as datalake uses, with no rows or checks. It shows how far
-datalake is from what the layout itself costs.
+hash, write under a hidden name in the store's `ab/` folder and rename, in as many processes as
+datalake uses, with no rows or checks. It shows how far datalake is from what the layout itself
+costs.
 
 `--memory-check GB` instead builds an upload of GB gigabytes of big images (about 4 MB each
 unless --kb is given) to check peak RSS on a large upload; everything it writes stays in
@@ -250,9 +250,12 @@ def time_cp(source: Path, dest: Path) -> float:
 
 def time_floor(source: Path, store: Path, workers: int) -> float:
     """Seconds of the file work the lake's contract asks of any ingest, and nothing else: each file
-    read, hashed (xxh3-128), written under a hidden name in the store's `ab/cd/` folder (made on
-    first use) and renamed to `<hash>.jpg`, split over `workers` processes started beforehand."""
+    read, hashed (xxh3-128), written under a hidden name in the store's `ab/` folder (the 256 of
+    them made beforehand, as `init` does) and renamed to `<hash>.jpg`, split over `workers`
+    processes started beforehand."""
     names = sorted(os.listdir(source))
+    for i in range(256):
+        (store / f"{i:02x}").mkdir(parents=True)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(time.sleep, [0.1] * workers))  # started and imported before the clock starts
         start = time.perf_counter()
@@ -264,16 +267,12 @@ def floor_share(job: tuple[str, str, list[str]]) -> None:
     import xxhash
 
     source, store, names = job
-    made: set[str] = set()
     for name in names:
         fd = os.open(f"{source}/{name}", os.O_RDONLY)
         data = os.read(fd, os.fstat(fd).st_size + 1)
         os.close(fd)
         digest = xxhash.xxh3_128_hexdigest(data)
-        folder = f"{store}/{digest[:2]}/{digest[2:4]}"
-        if folder not in made:
-            os.makedirs(folder, exist_ok=True)
-            made.add(folder)
+        folder = f"{store}/{digest[:2]}"
         fd = os.open(f"{folder}/.{digest}.jpg.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.write(fd, data)
         os.close(fd)

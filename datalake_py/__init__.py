@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _PUBLIC = {
     "DatalakeClient": "client", "DatalakeProcessor": "processing.processor", "DuckDBClient": "catalog.db",
     "DbBuildError": "errors", "DatalakeError": "errors", "ValidationError": "errors", "ConfigError": "errors",
-    "NotFoundError": "errors", "ConflictError": "errors", "StorageError": "errors",
+    "NotFoundError": "errors", "ConflictError": "errors", "StorageError": "errors", "LayoutError": "errors",
+    "migrate_lake": "migrate",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

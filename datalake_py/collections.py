@@ -24,8 +24,8 @@ import xxhash
 from .catalog.validation import validate_assets
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
-from .lake import (ASSETS_FILE, DATA_FILE, LATEST_FILE, MEMBERS_FILE, METADATA_FILE, NEW_ASSETS, Lake, check_hash,
-                   check_name, new_upload_id, remove_empty_store_folders, utc_now)
+from .lake import (ASSETS_FILE, DATA_FILE, LATEST_FILE, LEGACY_ASSET_FOLDERS, MEMBERS_FILE, METADATA_FILE, NEW_ASSETS,
+                   Lake, check_hash, check_name, new_upload_id, utc_now)
 from .processing.processor import publish_assets
 from .upload.assets import AssetStore
 from .upload.ingest import UploadRequest, convert_source
@@ -123,7 +123,6 @@ class CollectionManager:
             convert_source(self.lake, source, request, import_id, work, self.num_proc)
             publish_assets(self.lake, work)  # the store holds the bytes; members point at them
         finally:
-            remove_empty_store_folders(self.lake.assets, work / NEW_ASSETS)
             shutil.rmtree(work / NEW_ASSETS, ignore_errors=True)
         with atomic_path(self.lake.asset_record(import_id)) as tmp:
             shutil.copyfile(work / ASSETS_FILE, tmp)
@@ -182,7 +181,12 @@ class CollectionManager:
         return read_json(self.resolve(name, version) / METADATA_FILE)
 
     def members(self, name: str, version: str | None = None) -> pd.DataFrame:
-        return pd.read_parquet(self.resolve(name, version) / MEMBERS_FILE)
+        """A version's members, each `path` in the store's current form: a version frozen while the
+        store had layout 1 keeps `ab/cd/<hash>.<ext>` in its file (and its fingerprint stays true)."""
+        rows = pd.read_parquet(self.resolve(name, version) / MEMBERS_FILE)
+        if "path" in rows.columns:
+            rows["path"] = rows["path"].str.replace(LEGACY_ASSET_FOLDERS, r"\1/", regex=True)
+        return rows
 
     # -- checking and deleting -----------------------------------------------------------------
 
@@ -191,7 +195,7 @@ class CollectionManager:
         folder = self.resolve(name, version)
         metadata = read_json(folder / METADATA_FILE)
         actual = fingerprint(folder / MEMBERS_FILE)
-        assets = validate_assets(self.lake, pd.read_parquet(folder / MEMBERS_FILE), deep=True)
+        assets = validate_assets(self.lake, self.members(name, version), deep=True)
         problems = []
         if actual != metadata["fingerprint"]:
             problems.append(f"members changed: fingerprint {actual} differs from the recorded "

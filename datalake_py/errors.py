@@ -40,6 +40,12 @@ class AuthError(DatalakeError):
     status = 401
 
 
+class LayoutError(DatalakeError):
+    """The lake was written by an earlier datalake in a layout this one does not read: `datalake migrate` brings it over."""
+
+    status = 409
+
+
 class DbBuildError(DatalakeError):
     """`dbt build` failed: the message names each failing model or test; the database was left as it was."""
 
@@ -51,7 +57,8 @@ class StorageError(DatalakeError):
 
 
 ERRORS_BY_NAME = {cls.__name__: cls for cls in (DatalakeError, ValidationError, ConfigError, NotFoundError,
-                                                ConflictError, AuthError, DbBuildError, StorageError)}
+                                                ConflictError, AuthError, LayoutError, DbBuildError,
+                                                StorageError)}
 
 STORAGE_ERRNOS = {
     errno.ENOSPC: ("no space left on the device", "free some space"),

@@ -1,19 +1,18 @@
-"""The lake on disk: its folders, the names that may become paths, where each thing lives, and the
-removal of an upload that will not land (its folder and the store folders it made)."""
+"""The lake on disk: its folders, the names that may become paths, and where each thing lives."""
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import xxhash
 
-from .errors import NotFoundError, ValidationError
+from .errors import LayoutError, NotFoundError, ValidationError
+from .fs import write_json_atomic
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 HASH_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -27,6 +26,11 @@ NEW_ASSETS = "new-assets"  # the folder of an upload's assets new to the lake, u
 MEMBERS_FILE, METADATA_FILE, LATEST_FILE = "members.parquet", "metadata.json", "latest"
 PART_FILES = "provider=*/dataset=*/task=*/variant=*/part-*.parquet"  # the catalog's part files, under catalog/
 STAGES = ("incoming", "pending", "processing", "failed", "trash")
+# The layout of the lake's files, recorded in LAYOUT_FILE at its root: 1 (no file) kept an asset at
+# `assets/ab/cd/<hash>.<ext>`, 2 keeps it at `assets/ab/<hash>.<ext>`; `datalake migrate` brings 1 to 2.
+LAYOUT_FILE, LAYOUT_VERSION = "layout.json", 2
+STORE_FOLDERS = tuple(f"{i:02x}" for i in range(256))  # assets/<ab>/, all made at init
+LEGACY_ASSET_FOLDERS = re.compile(r"^([0-9a-f]{2})/[0-9a-f]{2}/")  # `ab/cd/` of layout 1; group 1: `ab`
 
 # The lake's own columns of a catalog row; user data never supplies them (rows that came out of
 # the lake carry them, and uploading such rows again replaces them).
@@ -39,8 +43,8 @@ READER_COLUMNS = ("file_row_number",)  # DuckDB adds it when the build reads the
 
 
 def asset_relpath(digest: str, ext: str) -> str:
-    """Where an asset lives, relative to assets/: `ab/cd/<hash>.<ext>`."""
-    return f"{digest[0:2]}/{digest[2:4]}/{digest}.{ext}"
+    """Where an asset lives, relative to assets/: `ab/<hash>.<ext>`."""
+    return f"{digest[0:2]}/{digest}.{ext}"
 
 
 def check_name(value: object, what: str) -> str:
@@ -146,9 +150,24 @@ class Lake:
                 self.logs, self.upload_ledger, self.asset_ledger, self.collection_ledger, self.jobs, self.locks]
 
     def create(self) -> None:
-        """Create every folder of the layout; existing content is left as it is."""
-        for folder in self.folders():
+        """Create every folder of the layout, the store's included; existing content is left as it is."""
+        for folder in [*self.folders(), *(self.assets / name for name in STORE_FOLDERS)]:
             folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def layout_path(self) -> Path:
+        return self.root / LAYOUT_FILE
+
+    def layout_version(self) -> int:
+        """The layout the lake's files are in (1: a lake made before the layout was recorded)."""
+        try:
+            return int(json.loads(self.layout_path.read_text(encoding="utf-8"))["version"])
+        except FileNotFoundError:
+            return 1
+
+    def record_layout(self) -> None:
+        """Record that the lake's files are in the current layout (a new lake, or a migrated one)."""
+        write_json_atomic(self.layout_path, {"version": LAYOUT_VERSION})
 
     def require(self) -> "Lake":
         """Raise a clear error unless this lake has been initialised."""
@@ -157,6 +176,13 @@ class Lake:
                 f"no lake at {self.root} (config/schema.yaml is missing); "
                 f"create one with `datalake init {self.root}`"
             )
+        version = self.layout_version()
+        if version > LAYOUT_VERSION:
+            raise LayoutError(f"the lake at {self.root} was written by a newer datalake (layout {version}); "
+                              "upgrade datalake to use it")
+        if version < LAYOUT_VERSION:
+            raise LayoutError(f"the lake at {self.root} keeps its assets in the layout of datalake 0.1; bring it "
+                              f"over once with `datalake migrate {self.root}` (safe to interrupt and run again)")
         return self
 
     def partition_dir(self, partition: Partition) -> Path:
@@ -176,17 +202,3 @@ class Lake:
         digest = xxhash.xxh3_64_hexdigest(key.encode("utf-8"))
         return self.locks / f"{kind}-{digest}.lock"
 
-
-def remove_empty_store_folders(store_root: Path, new: Path) -> None:
-    """Remove the store folders of the new assets in `new` that are empty: those an upload that
-    will not land made (folders in use are not empty; a processor makes them again if need be)."""
-    shards = {f"{name[0:2]}/{name[2:4]}" for name in os.listdir(new)} if new.is_dir() else set()
-    for folder in [*shards, *{shard[0:2] for shard in shards}]:  # `ab/cd` before `ab`
-        with contextlib.suppress(OSError):  # not empty, or gone
-            os.rmdir(store_root / folder)
-
-
-def discard_upload(lake: Lake, folder: Path) -> None:
-    """Remove an upload that will not land: the store folders it made that stay empty, then its folder."""
-    remove_empty_store_folders(lake.assets, folder / NEW_ASSETS)
-    shutil.rmtree(folder, ignore_errors=True)

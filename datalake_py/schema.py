@@ -208,7 +208,10 @@ def write_default_schema(lake: Lake) -> bool:
 def init_lake(base_path: str | Path) -> Lake:
     """Create the lake's folders and default rules; an existing lake is left as it is."""
     lake = Lake(base_path)
+    new = not lake.schema_path.is_file()
     lake.create()
+    if new:
+        lake.record_layout()
     write_default_schema(lake)
     return lake
 

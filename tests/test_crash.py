@@ -176,7 +176,7 @@ def assert_lake_invariants(lake: Path) -> None:
     assets = asset_digests(lake)
     for rel, content_hash in assets.items():
         assert Path(rel).name.split(".", 1)[0] == content_hash, f"asset {rel} holds other bytes"
-        assert rel.startswith(f"{content_hash[:2]}/{content_hash[2:4]}/"), rel
+        assert rel == f"{content_hash[:2]}/{Path(rel).name}", rel
     for part in files_under(lake / "catalog"):
         upload_id = part.name[len("part-"):-len(".parquet")]
         rows = pq.read_table(part).to_pylist()

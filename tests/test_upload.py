@@ -44,7 +44,7 @@ def test_parquet_file_with_hf_image_structs_lands_with_hash_and_path(client, tmp
         stored = (client.base_path / "assets" / row["path"]).read_bytes()
         assert stored == image_bytes(i)
         assert row["hash"] == xxhash.xxh3_128_hexdigest(stored)
-        assert row["path"] == f"{row['hash'][:2]}/{row['hash'][2:4]}/{row['hash']}.png"
+        assert row["path"] == f"{row['hash'][:2]}/{row['hash']}.png"
         assert row["_uploaded_by"] == "alice" and row["_upload_id"] and row["_uploaded_at"]
         assert "image" not in row
 

@@ -1,9 +1,9 @@
 """Check that the assets rows point at are in the store and, with `deep`, still hash to their name.
 
 A row's `path` is only ever resolved inside `<lake>/assets`, and only when it is the store path
-of its own `hash` (`ab/cd/<hash>.<ext>`); any other path counts as missing and is never touched.
+of its own `hash` (`ab/<hash>.<ext>`); any other path counts as missing and is never touched.
 Symlinks in the store are never followed: a store file that is one, or that sits in a shard
-folder (`ab` or `ab/cd`) that is one, is unsafe, and its bytes are never read.
+folder (`ab`) that is one, is unsafe, and its bytes are never read.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from ..progress import progress
 from ..upload.assets import CHUNK
 from . import db
 
-ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
+ASSET_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,10}")
 MAX_LISTED = 100
 BATCH = 1000
 READERS = 8  # files checked at once: stat and read latency dominate, above all on a NAS
-SHARDS = (2, 5)  # lengths of the shard folders `ab` and `ab/cd` in a store path
 
 
 class MissingAsset(Exception):
@@ -43,7 +42,7 @@ class UnsafeAsset(Exception):
 
 
 def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
-    """The store file of a row's asset, or None unless `relpath` is `ab/cd/<digest>.<ext>` for its `digest`."""
+    """The store file of a row's asset, or None unless `relpath` is `ab/<digest>.<ext>` for its `digest`."""
     if not isinstance(digest, str) or not isinstance(relpath, str) or not ASSET_PATH.fullmatch(relpath):
         return None
     if relpath != asset_relpath(digest, relpath.rsplit(".", 1)[1]):
@@ -87,10 +86,9 @@ class StoreFiles:
         path = asset_file(self.lake, digest, relpath)
         if path is None:
             raise MissingAsset(relpath)
-        for length in SHARDS:
-            problem = self._folder_problem(relpath[:length])
-            if problem is not None:
-                raise problem(relpath)
+        problem = self._folder_problem(relpath[:2])
+        if problem is not None:
+            raise problem(relpath)
         return path
 
     def _folder_problem(self, folder: str) -> type[Exception] | None:

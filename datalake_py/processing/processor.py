@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from ..errors import DatalakeError, NotFoundError, StorageError, storage_errors
 from ..fs import file_lock, read_json, temp_path_for, write_json_atomic
 from ..lake import (ASSETS_FILE, DATA_FILE, ERROR_FILE, LINEAGE_COLUMNS, MANIFEST_FILE, NEW_ASSETS, Lake, Partition,
-                   asset_relpath, discard_upload, utc_now)
+                   asset_relpath, utc_now)
 from ..progress import progress
 from ..sql import quote
 from .columns import register_columns
@@ -214,7 +214,7 @@ class DatalakeProcessor:
         for folder in self.lake.stage("incoming").iterdir():
             with file_lock(self._upload_lock(folder.name), blocking=False) as held:
                 if held is not None:  # its uploader (and its worker processes) are gone
-                    discard_upload(self.lake, folder)
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def upload_counts(lake: Lake) -> dict[str, int]:

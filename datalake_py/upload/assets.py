@@ -1,7 +1,8 @@
 """The content-addressed asset store: hashing, header probing, lookup, and writing new asset bytes.
 
-An asset is stored once per distinct content under `assets/<h[0:2]>/<h[2:4]>/<h>.<ext>`, where
-h is the xxh3-128 hex digest of its exact bytes. Images are identified from their header only:
+An asset is stored once per distinct content and type under `assets/<h[0:2]>/<h>.<ext>`, where
+h is the xxh3-128 hex digest of its exact bytes (an image's type comes from its bytes, another
+file's from its name). Images are identified from their header only:
 never decoded, never re-encoded.
 """
 
@@ -12,6 +13,7 @@ import errno
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -125,21 +127,34 @@ def describe(head: bytes, digest: str, size: int, name: str | None, must_be_imag
 
 
 class AssetStore:
-    """Looks assets up in the lake's store by hash, listing each store folder once."""
+    """Looks assets up in the lake's store, never through a symbolic link."""
 
     def __init__(self, root: str | Path):
         self.root = str(root)  # the lake's assets/ folder
-        self._listings: dict[str, dict[str, str]] = {}  # `ab/cd`: {hash: relative path}
-        self._tops = set(_real_folder_names(self.root)) if os.path.isdir(self.root) else set()
+        self._listings: dict[str, dict[str, str]] = {}  # `ab`: {hash: relative path}
+        self._checked: set[str] = set()  # store folders known to be real folders
+
+    def holds(self, digest: str, ext: str) -> bool:
+        """Whether the store holds this content as this type: one status call, however large the store."""
+        path = f"{self.root}/{asset_relpath(digest, ext)}"
+        if digest[0:2] not in self._checked:
+            _check_real_folder(f"{self.root}/{digest[0:2]}")
+            self._checked.add(digest[0:2])
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(mode):
+            raise store_link_error(path)
+        return True
 
     def find(self, digest: str) -> str | None:
-        """The relative path of the stored asset with this digest, or None."""
-        if digest[0:2] not in self._tops:  # a young lake: most folders do not exist yet
-            return None
-        shard = f"{digest[0:2]}/{digest[2:4]}"
+        """The relative path of the stored asset with this digest whatever its type, or None; lists
+        its store folder once (for uploads that name assets by hash only)."""
+        shard = digest[0:2]
         if shard not in self._listings:
             try:
-                names = _real_folder_names(f"{self.root}/{shard}")
+                names = real_folder_names(f"{self.root}/{shard}")
             except FileNotFoundError:
                 names = []
             self._listings[shard] = {name.split(".", 1)[0]: f"{shard}/{name}" for name in names}
@@ -152,7 +167,14 @@ def store_link_error(path: str) -> DatalakeError:
                          "its store: remove it (`datalake db validate` lists them), then upload again")
 
 
-def _real_folder_names(folder: str) -> list[str]:
+def _check_real_folder(folder: str) -> None:
+    """An error if a store folder is a link (a missing one is made when an asset is stored in it)."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise store_link_error(folder)
+
+
+def real_folder_names(folder: str | Path) -> list[str]:
     """The names in a store folder; an error if the folder or anything in it is a link."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -185,8 +207,7 @@ class AssetWriter:
         self.store = AssetStore(store_root)
         self.new = new
         self.mode = mode
-        self.met: set[str] = set()  # hashes of the assets this worker met
-        self.folders: set[str] = set()  # store folders known to exist
+        self.met: set[str] = set()  # store paths of the assets this worker met
         self._linked: dict[str, bool] = {}  # source folder: whether a symbolic link leads to it
 
     def __call__(self, cells: list[Any], base: str) -> list[CellAsset]:
@@ -238,7 +259,6 @@ class AssetWriter:
                 write_all(fd, data)
             finally:
                 os.close(fd)
-            self._make_store_folder(info.digest)
         return info
 
     def _from_file(self, path: str, must_be_image: bool) -> AssetInfo:
@@ -252,20 +272,11 @@ class AssetWriter:
         return self._from_bytes(data, os.path.basename(path), must_be_image)
 
     def _is_new(self, info: AssetInfo) -> bool:
-        """True if this worker meets this content for the first time and the lake lacks it."""
-        if info.digest in self.met:
+        """True if this worker meets this content (as this type) for the first time and the lake lacks it."""
+        if info.relpath in self.met:
             return False
-        self.met.add(info.digest)
-        return self.store.find(info.digest) is None
-
-    def _make_store_folder(self, digest: str) -> None:
-        """Make the store folder of a new asset now, while the upload has other work under way, so
-        that processing only links. Made after the asset's file, whose name says which folder it
-        is, so a refused or killed upload removes it if it stays empty (`remove_empty_store_folders`)."""
-        shard = f"{self.store.root}/{digest[0:2]}/{digest[2:4]}"
-        if shard not in self.folders:
-            os.makedirs(shard, exist_ok=True)
-            self.folders.add(shard)
+        self.met.add(info.relpath)
+        return not self.store.holds(info.digest, info.ext)
 
     def _copy_large_file(self, src: int, path: str, size: int, must_be_image: bool) -> AssetInfo:
         """Copy while hashing (the name is known only at the end), then name the copy."""
@@ -284,7 +295,6 @@ class AssetWriter:
             info = describe(head, hasher.hexdigest(), size, os.path.basename(path), must_be_image)
             if self._is_new(info):
                 os.replace(partial, f"{self.new}/{info.digest}.{info.ext}")
-                self._make_store_folder(info.digest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)

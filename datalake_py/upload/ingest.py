@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 from ..errors import ValidationError, storage_errors
 from ..fs import file_lock, write_json_atomic
 from ..lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, Lake, Partition,
-                   check_name, discard_upload, new_upload_id, utc_now)
+                   check_name, new_upload_id, utc_now)
 from ..progress import progress
 from ..schema import load_schema
 from .assets import AssetInfo, AssetWriter, StoreLookup
@@ -238,7 +239,7 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
             manifest = _write_upload(lake, source, request, upload_id, folder, num_proc, lock_fd)
             folder.rename(lake.upload_dir("pending", upload_id))
         except BaseException:
-            discard_upload(lake, folder)
+            shutil.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(OSError):
                 lock.unlink()
             raise

@@ -1,6 +1,7 @@
 {# One row per member of a collection version: its place, the catalog row it came from and its
    asset, where its members.parquet has them (members imported from outside the lake may have
-   none); columns in _lake__models.yml. #}
+   none); columns in _lake__models.yml. A version frozen while the store kept assets at
+   `ab/cd/<hash>.<ext>` (layout 1) keeps that path in its file; it is given here in the current form. #}
 {% call staging_select('collections/*/*/members.parquet') %}
 {%- set present = source_columns(source('lake', 'collection_members')) %}
 select
@@ -8,9 +9,10 @@ select
     parts[-3] as name,
     parts[-2] as version,
     file_row_number as member_index,
-    {%- for column in ["row_id", "provider", "dataset", "task", "variant", "hash", "path"] %}
+    {%- for column in ["row_id", "provider", "dataset", "task", "variant", "hash"] %}
     {% if column in present %}{{ sql_name(column) }}{% else %}null{% endif %} as {{ sql_name(column) }},
     {%- endfor %}
+    {% if "path" in present %}regexp_replace(path, '^([0-9a-f]{2})/[0-9a-f]{2}/', '\1/'){% else %}null{% endif %} as path,
     filename as _file
 from (select *, string_split(filename, '/') as parts from {{ source('lake', 'collection_members') }})
 where not {{ in_hidden_collection_folder('filename') }}
