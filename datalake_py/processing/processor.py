@@ -331,23 +331,24 @@ def publish_assets(lake: Lake, folder: Path) -> tuple[int, int]:
     new = new_bytes = 0
     if not (folder / NEW_ASSETS).is_dir():  # an upload without assets, or naming them by hash
         return new, new_bytes
+    store = str(lake.assets)
     with os.scandir(folder / NEW_ASSETS) as entries:
         for entry in entries:
             digest, ext = entry.name.split(".", 1)
-            final = lake.assets / asset_relpath(digest, ext)
+            final = f"{store}/{asset_relpath(digest, ext)}"
             if _claim_name(entry.path, final) or os.path.samefile(entry.path, final):
                 new += 1
                 new_bytes += entry.stat().st_size
     return new, new_bytes
 
 
-def _claim_name(path: str, final: Path) -> bool:
+def _claim_name(path: str, final: str) -> bool:
     """Give the file `path` the name `final` too, unless that name exists (then False)."""
     try:
         try:
             os.link(path, final)
-        except FileNotFoundError:  # its store folder is new
-            final.parent.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:  # its store folder was removed
+            os.makedirs(os.path.dirname(final), exist_ok=True)
             os.link(path, final)
     except FileExistsError:
         return False

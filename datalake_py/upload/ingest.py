@@ -78,7 +78,7 @@ def _file_folders(cells: list[Any], base: str) -> set[str]:
     """The folders of the files that path cells (or Image structs without bytes) name."""
     paths = (c if isinstance(c, str) else c.get("path") if isinstance(c, dict) and c.get("bytes") is None else None
              for c in cells)
-    return {os.path.dirname(os.path.join(base, os.path.expanduser(p))) for p in paths if p}
+    return {os.path.join(base, os.path.expanduser(folder)) for folder in {os.path.dirname(p) for p in paths if p}}
 
 
 class Problems:
