@@ -42,9 +42,10 @@ def migrate_lake(base_path: str | Path) -> dict[str, Any]:
         if lake.layout_version() == LAYOUT_VERSION:
             return {"migrated": False, "assets": 0, "files": 0}
         lake.create()
-        assets = _link_new_names(lake)
+        folders = _legacy_folders(lake)
+        assets = _link_new_names(lake, folders)
         files = sum(_rewrite_paths(path) for path in _files_with_paths(lake))
-        _remove_old_names(lake)
+        _remove_old_names(lake, folders)
         lake.record_layout()
     if lake.db_path.is_file():
         from .catalog.db import build_db  # here: only a lake with a database pays for loading dbt
@@ -59,10 +60,10 @@ def _legacy_folders(lake: Lake) -> list[str]:
             if len(name) == 2]
 
 
-def _link_new_names(lake: Lake) -> int:
-    """Give every asset of a layout-1 folder its layout-2 name too; how many assets those folders hold."""
+def _link_new_names(lake: Lake, folders: list[str]) -> int:
+    """Give every asset of the layout-1 `folders` its layout-2 name too; how many assets they hold."""
     assets = 0
-    for folder in _legacy_folders(lake):
+    for folder in folders:
         for name in real_folder_names(lake.assets / folder):
             if name.startswith("."):  # a temporary name an earlier version left: not an asset
                 continue
@@ -95,9 +96,9 @@ def _rewrite_paths(path: Path) -> int:
     return 1
 
 
-def _remove_old_names(lake: Lake) -> None:
-    """Remove the layout-1 names, now that every asset has its new one, and their folders."""
-    for folder in _legacy_folders(lake):
+def _remove_old_names(lake: Lake, folders: list[str]) -> None:
+    """Remove the layout-1 `folders` and the names in them, now that every asset has its new one."""
+    for folder in folders:
         for name in real_folder_names(lake.assets / folder):
             os.unlink(lake.assets / folder / name)
         os.rmdir(lake.assets / folder)
