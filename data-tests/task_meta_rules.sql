@@ -1,4 +1,8 @@
-{#- Fails for every row of task_meta_violations: catalog rows whose required meta fields are missing
-    or outside the allowed values of config/schema.yaml, and rows of tasks no longer registered.
+{#- Fails for every broken rule of config/schema.yaml among the catalog rows this build added:
+    required meta fields missing or outside the allowed values, tasks no longer registered. All
+    rows are checked when the rules changed since the last build, and in a full build or check.
     One failing row per task, field and bad value, with how many rows carry it. -#}
-select * from {{ ref('task_meta_violations') }}
+{{ config(store_failures=true) }}
+{%- set rows = "true" if checking_every_row() else
+    "(_build = " ~ this_build() ~ " or (select changed from lake_build.rules_changed))" %}
+{{ task_meta_violations(ref('stg_lake__task_rules'), ref('catalog'), rows) }}

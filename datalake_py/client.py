@@ -131,6 +131,11 @@ class DatalakeClient:
             return self.wait_for_job_completion(job_id, polling_interval=0.5)
         return db.build_db(self.lake, full_refresh)
 
+    def check_db(self) -> dict[str, Any]:
+        """Update the database and test every row of it, not only the new ones (a scheduled full
+        check; updates test only what they add); raises naming failing tests, the database kept."""
+        return db.build_db(self.lake, check_all=True)
+
     def get_db_info(self) -> dict[str, Any]:
         """Tables and row counts, and whether the database is behind the catalog (`behind`)."""
         return db.db_info(self.lake)

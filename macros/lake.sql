@@ -71,9 +71,23 @@
         ~ "or remove them from the catalog.") -%}
 {%- endmacro %}
 
-{#- The incremental models (catalog, uploads) read the files recorded at the start of the run by
-    record_read_files (on-run-start), not what is on disk when each model runs: files that land or
-    go meanwhile wait for the next build, and the catalog's test compares it with the same record. -#}
+{#- How a build stays proportional to what changed. At its start, record_build_changes (on-run-start)
+    records in the schema lake_build which lake files the build reads and what they change:
+
+    - builds (build, started_at, full_build): one row per build of this database file; the
+      catalog's column `_build` is the build that read the row, so a build finds its rows cheaply;
+    - read_files (read_by, _file, num_rows): every file an incremental model reads, with its rows
+      from its parquet footer; files that land or go while the build runs wait for the next one;
+    - changed_files (read_by, _file, num_rows, held_rows): those whose rows the database does not
+      hold exactly (new, replaced, or gone: num_rows 0); in a full build, all of them;
+    - touched_partitions (partition_key) and touched_hashes (hash, a view read after the models
+      ran): the partitions and assets whose rows the changed part files add or drop, and the
+      assets new ledger files describe; the aggregating marts replace only their rows;
+    - rules (content): config/schema.yaml as the last successful build checked it.
+
+    Models reading lake files use the strategy `lake_files` with `files_to_read()`; aggregating marts
+    the strategy `touched_keys`. Tests check only the changed rows (their `where` config), except in
+    a full build and a full check (`--vars '{check_all: true}'`, what `datalake db check` runs). -#}
 
 {% macro catalog_parts() -%}
   {#- The catalog's part files: part-<upload_id>.parquet in the partition folders, nothing else. -#}
@@ -81,57 +95,143 @@
 {%- endmacro %}
 
 {% macro read_files_globs() -%}
-  {{- return({'catalog': catalog_parts(), 'uploads': 'ledger/uploads/*.parquet'}) -}}
+  {#- The lake files each `read_by` kind stands for, and the relation holding their rows in the
+      database (one row per row of the files, with `_file`; the catalog's through part_files). -#}
+  {%- set held = 'select _file, count(*) as num_rows from main.{} group by _file' -%}
+  {{- return({
+      'catalog': {'glob': catalog_parts(), 'held': 'select _file, num_rows from main.part_files'},
+      'uploads': {'glob': 'ledger/uploads/*.parquet', 'held': held.format('uploads')},
+      'asset_facts': {'glob': 'ledger/assets/*.parquet', 'held': held.format('stg_lake__asset_facts')},
+      'collection_members': {'glob': 'collections/*/*/members.parquet',
+                             'held': held.format('stg_lake__collection_members')},
+  }) -}}
 {%- endmacro %}
 
-{% macro record_read_files() -%}
-  {#- One row per file each incremental model reads (`read_by`), with its rows from its parquet footer. -#}
+{% macro checking_every_row() -%}
+  {#- Whether this run checks every row rather than the changed ones: a full build (as recorded at
+      its start), or a full check. -#}
+  {%- if var('check_all', false) -%}{{ return(true) }}{%- endif -%}
+  {%- if not execute -%}{{ return(false) }}{%- endif -%}
+  {%- set query = "select full_build from lake_build.builds order by build desc limit 1" -%}
+  {{- return(run_query(query).columns[0].values()[0]) -}}
+{%- endmacro %}
+
+{% macro this_build() -%}
+  {#- This build's number, as SQL. -#}
+  (select max(build) from lake_build.builds)
+{%- endmacro %}
+
+{% macro record_build_changes() -%}
+  {%- set full = flags.FULL_REFRESH or adapter.get_relation(target.database, 'main', 'catalog') is none %}
+  {%- if not full and adapter.get_relation(target.database, 'main', 'part_files') is none %}
+    {%- do exceptions.raise_compiler_error(
+          "this database was built by an earlier datalake, whose builds did not record the part files "
+          ~ "they read: build it again with --full-refresh (`datalake db update` does so itself)") %}
+  {%- endif %}
   create schema if not exists lake_build;
+  create table if not exists lake_build.builds (build bigint, started_at timestamp, full_build boolean);
+  insert into lake_build.builds select coalesce(max(build), 0) + 1, now(), {{ full }} from lake_build.builds;
+
   create or replace table lake_build.read_files as
-  {%- for model, glob in read_files_globs().items() if lake_files(glob) %}
-  select {{ sql_string(model) }} as read_by, file_name as _file, num_rows::bigint as num_rows
-  from parquet_file_metadata({{ lake_glob(glob) }})
+  {%- for read_by, files in read_files_globs().items() if lake_files(files.glob) %}
+  select {{ sql_string(read_by) }} as read_by, file_name as _file, num_rows::bigint as num_rows
+  from parquet_file_metadata({{ lake_glob(files.glob) }})
+  {%- if read_by == 'collection_members' %} where not {{ in_hidden_collection_folder('file_name') }}{% endif %}
   union all
   {%- endfor %}
-  select null::varchar as read_by, null::varchar as _file, null::bigint as num_rows where false
+  select null::varchar as read_by, null::varchar as _file, null::bigint as num_rows where false;
+
+  create or replace table lake_build.changed_files as
+  {%- for read_by, files in read_files_globs().items() %}
+  select {{ sql_string(read_by) }} as read_by, _file, coalesce(recorded.num_rows, 0) as num_rows,
+         {{ 'coalesce(held.num_rows, 0)' if not full else '0' }} as held_rows
+  from {{ read_files(read_by) }} as recorded
+  {%- if not full %}
+  full join ({{ files.held }}) as held using (_file)
+  where coalesce(recorded.num_rows, 0) != coalesce(held.num_rows, 0)
+  {%- endif %}
+  union all
+  {%- endfor %}
+  select null, null, null, null where false;
+
+  create or replace table lake_build.touched_partitions as
+  select distinct
+    {%- for key in ["provider", "dataset", "task", "variant"] %}
+      {{ part_path_field('_file', key) }} as {{ key }},
+    {%- endfor %}
+      provider || '/' || dataset || '/' || task || '/' || variant as partition_key
+  from lake_build.changed_files where read_by = 'catalog';
+
+  {%- if not full %}
+  create or replace table lake_build.dropped_hashes as
+  select distinct hash from main.catalog
+  where hash is not null and _file in {{ changed_files('catalog', held=true) }};
+
+  create or replace view lake_build.touched_hashes as
+  select hash from lake_build.dropped_hashes
+  union
+  select hash from main.catalog where hash is not null and _build = {{ this_build() }}
+  union
+  select hash from main.stg_lake__asset_facts where _file in {{ changed_files('asset_facts') }};
+  {%- endif %}
+
+  create table if not exists lake_build.rules as select null::varchar as content where false;
+  create or replace table lake_build.rules_changed as
+  select (select content from read_text({{ lake_glob('config/schema.yaml') }}))
+         is distinct from (select any_value(content) from lake_build.rules) as changed;
+  delete from lake_build.rules;
+  insert into lake_build.rules select content from read_text({{ lake_glob('config/schema.yaml') }});
 {%- endmacro %}
 
-{% macro read_files(model_name) -%}
-  {#- The recorded files of a model: _file, num_rows. -#}
-  (select _file, num_rows from lake_build.read_files where read_by = {{ sql_string(model_name) }})
+{% macro read_files(read_by) -%}
+  {#- The recorded files of a kind: _file, num_rows. -#}
+  (select _file, num_rows from lake_build.read_files where read_by = {{ sql_string(read_by) }})
+{%- endmacro %}
+
+{% macro changed_files(read_by, held=false) -%}
+  {#- The changed files of a kind, as a subquery of their names; with `held`, only those the
+      database holds rows of (replaced or gone). -#}
+  (select _file from lake_build.changed_files where read_by = {{ sql_string(read_by) }}
+   {%- if held %} and held_rows > 0{% endif %})
 {%- endmacro %}
 
 {% macro files_to_read() -%}
-  {#- The filter of a model with a `_file` column that reads only the recorded files whose rows it
-      does not hold exactly: every file in a full build; new files, and any whose rows changed, in an
-      incremental one. Computed when the model runs; the rows it replaces go in the strategy below. -#}
+  {#- The filter of a model reading lake files (config `read_by`) that reads only the changed files
+      with rows: every file in a full build. A list of names, so the reader opens no other file. -#}
   {%- if not execute -%}{{ return('') }}{%- endif -%}
-  {%- if adapter.get_relation(this.database, 'lake_build', 'read_files') is none -%}
+  {%- if adapter.get_relation(this.database, 'lake_build', 'changed_files') is none -%}
     {{- return('where false') -}}  {#- a compile outside any run on a database built before the record -#}
   {%- endif -%}
   {%- set query -%}
-    select files._file from {{ read_files(this.identifier) }} as files
-    {%- if is_incremental() %}
-    left join (select _file, count(*) as n from {{ this }} group by _file) as held using (_file)
-    where files.num_rows != coalesce(held.n, 0)
-    {%- else %}
-    where files.num_rows > 0
-    {%- endif %}
-    order by 1
+    select _file from lake_build.changed_files
+    where read_by = {{ sql_string(config.require('read_by')) }} and num_rows > 0 order by 1
   {%- endset -%}
   {%- set files = run_query(query).columns[0].values() | list -%}
   where {% if files %}_file in ({{ string_list(files) }}){% else %}false{% endif %}
 {%- endmacro %}
 
 {% macro get_incremental_lake_files_sql(arg_dict) -%}
-  {#- Incremental strategy `lake_files` (with files_to_read): the rows of files that are read again,
-      gone, or empty now give way to the rows just read. Columns are matched by name. -#}
+  {#- Incremental strategy `lake_files` (with files_to_read): the rows of changed files (new,
+      replaced or gone) give way to the rows just read. Columns are matched by name. -#}
   {%- set target = arg_dict['target_relation'] -%}
-  {%- set new_rows = arg_dict['temp_relation'] -%}
+  delete from {{ target }} where _file in {{ changed_files(config.require('read_by'), held=true) }};
+  insert into {{ target }} by name select * from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{% macro get_incremental_touched_keys_sql(arg_dict) -%}
+  {#- Incremental strategy `touched_keys` of an aggregating mart: its rows whose `unique_key` is in
+      lake_build.<config touched> give way to the rows just computed for those keys (none for a
+      key that is gone). -#}
+  {%- set target, key = arg_dict['target_relation'], arg_dict['unique_key'] -%}
   delete from {{ target }}
-  where _file in (select _file from {{ new_rows }})
-     or _file not in (select _file from {{ read_files(target.identifier) }} where num_rows > 0);
-  insert into {{ target }} by name select * from {{ new_rows }}
+  where {{ key }} in (select {{ key }} from lake_build.{{ config.require('touched') }});
+  insert into {{ target }} by name select * from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{% macro get_where_subquery(relation) -%}
+  {#- dbt's, but a run that checks every row (checking_every_row) leaves out the tests' `where`. -#}
+  {%- if checking_every_row() -%}{{ return(relation) }}{%- endif -%}
+  {{- return(dbt.default__get_where_subquery(relation)) -}}
 {%- endmacro %}
 
 {% macro duckdb__alter_relation_add_remove_columns(relation, add_columns, remove_columns) -%}

@@ -11,3 +11,67 @@
   {%- endif -%}
   {{- return(found) -}}
 {%- endmacro %}
+
+{% macro task_meta_violations(rules, catalog, rows='true') -%}
+  {#- One row per task, required meta field and bad value in the catalog, with how many rows carry it
+    and the rule broken; and one per task the rules do not register (but `raw`). Empty when the
+    catalog keeps config/schema.yaml; the data test task_meta_rules fails the build otherwise.
+    The catalog is read twice, the task column alone for unregistered tasks, and the rows of
+    registered tasks folded per distinct meta values (meta is set per upload, so they are few)
+    before each value is checked. `rows`, a SQL condition, narrows the catalog rows checked. -#}
+{%- set fields = task_meta_fields(rules, catalog) -%}
+with rules as (
+    select task, field,
+           coalesce(list(allowed_value order by allowed_value) filter (where allowed_value is not null), []) as allowed
+    from {{ rules }}
+    group by task, field
+),
+
+unregistered as (
+    select task, '(task)' as field, task as bad_value, count(*) as n_rows,
+           'task is not registered in config/schema.yaml' as problem
+    from {{ catalog }} as catalog
+    where task != 'raw' and task not in (select task from rules) and {{ rows }}
+    group by task
+)
+{%- if fields %},
+
+meta_values as (
+    {#- a field the catalog has no column for is null in every row #}
+    select
+        task,
+        {%- for field, in_catalog in fields.items() %}
+        {{ sql_name(field) if in_catalog else 'null' }}::varchar as {{ sql_name(field) }},
+        {%- endfor %}
+        count(*) as n_rows
+    from {{ catalog }} as catalog
+    where task in (select task from rules) and {{ rows }}
+    group by all
+),
+
+checked as (
+    from meta_values
+    unpivot include nulls (value for field in ({% for field in fields %}{{ sql_name(field) }}{{ ", " if not loop.last }}{% endfor %}))
+),
+
+broken as (
+    select
+        task,
+        field,
+        value as bad_value,
+        sum(n_rows)::bigint as n_rows,
+        if(len(allowed) > 0, 'allowed: ' || array_to_string(allowed, ', '), 'required') as problem
+    from checked
+    inner join rules using (task, field)
+    where value is null or (len(allowed) > 0 and not list_contains(allowed, value))
+    group by all
+)
+
+select * from unregistered
+union all
+select * from broken
+{%- else %}
+
+select * from unregistered
+{%- endif %}
+{%- endmacro %}

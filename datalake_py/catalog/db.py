@@ -35,12 +35,18 @@ from .dbt_worker import PROJECT_DIR, DbtWorker
 
 RULES_TEST = "task_meta_rules"
 PARTS_TEST = "catalog_holds_every_part_file"
+MEMORY_LIMIT = "50%"  # of the machine's memory, for DuckDB during a build
 
 
 
 def dbt_vars(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
-    """The environment variables dbt needs for this lake (no usage tracking: hosts may be offline)."""
-    return {"DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path), "DO_NOT_TRACK": "1"}
+    """The environment variables dbt needs for this lake (no usage tracking: hosts may be offline).
+
+    DuckDB spills what does not fit in its memory limit (DATALAKE_DB_MEMORY_LIMIT, default 50% of
+    the machine's memory) to the lake's db/.tmp/, so a lake larger than memory still builds."""
+    return {"DATALAKE_HOME": str(lake.root), "DATALAKE_DB_PATH": str(db_path or lake.db_path),
+            "DATALAKE_DB_MEMORY_LIMIT": os.environ.get("DATALAKE_DB_MEMORY_LIMIT", MEMORY_LIMIT),
+            "DATALAKE_DB_TEMP_DIR": str(lake.db_dir / ".tmp"), "DO_NOT_TRACK": "1"}
 
 
 def dbt_env(lake: Lake, db_path: Path | None = None) -> dict[str, str]:
@@ -68,8 +74,12 @@ def _run_dbt_kept(lake: Lake, args: list[str], db_path: Path) -> str | None:
     return DbtWorker.run(dbt_args(lake, args), dbt_vars(lake, Path(db_path.name)), cwd=db_path.parent)
 
 
-def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
-    """Build (or update) the database; its summary, or DbBuildError naming what failed."""
+def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) -> dict[str, Any]:
+    """Build (or update) the database; its summary, or DbBuildError naming what failed.
+
+    An update reads only the lake files that changed since the last build, and its tests check
+    only the rows those add (macros/lake.sql). `full_refresh` builds everything again; `check_all`
+    tests every row, and runs the project's unit tests too."""
     lake.require()
     if "?" in str(lake.db_dir):
         raise ValidationError(f"the lake's path {str(lake.root)!r} has a '?', under which DuckDB cannot write "
@@ -79,12 +89,14 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
         work = lake.db_work_path("building")
         for leftover in (work, work.with_name(work.name + ".wal")):
             leftover.unlink(missing_ok=True)
-        incremental = lake.db_path.exists() and not full_refresh
+        incremental = not full_refresh and _can_update(lake.db_path)
         if incremental:
             shutil.copyfile(lake.db_path, work)
         (lake.dbt_target / "run_results.json").unlink(missing_ok=True)
+        args = ["build", *([] if incremental else ["--full-refresh"]),
+                *(["--vars", "{check_all: true}"] if check_all else ["--exclude-resource-type", "unit_test"])]
         try:
-            error = _run_dbt_kept(lake, ["build", *(["--full-refresh"] if full_refresh else [])], work)
+            error = _run_dbt_kept(lake, args, work)
             results = _run_results(lake)
             failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
             if error or failures:
@@ -95,6 +107,16 @@ def build_db(lake: Lake, full_refresh: bool = False) -> dict[str, Any]:
             work.unlink(missing_ok=True)
     return {"built_at": utc_now(), "seconds": round(time.monotonic() - started, 2),
             "incremental": incremental, "nodes": len(results), **db_info(lake)}
+
+
+def _can_update(path: Path) -> bool:
+    """Whether the database at `path` can be updated rather than built again: it exists and its
+    builds record the part files they read (databases made by datalake 0.2 and earlier do not)."""
+    if not path.exists():
+        return False
+    with open_db(path) as con:
+        return con.execute("select count(*) from information_schema.tables "
+                           "where table_schema = 'main' and table_name = 'part_files'").fetchone()[0] == 1
 
 
 def _run_results(lake: Lake) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""`datalake db` (build, info, validate) and `datalake docs` (dbt docs for the lake)."""
+"""`datalake db` (update, check, info, validate) and `datalake docs` (dbt docs for the lake)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def update(ctx: typer.Context, full_refresh: bool = typer.Option(False, "--full-
     info = client_for(ctx).build_db(full_refresh)
     tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
     typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
+
+
+@app.command("check")
+def check(ctx: typer.Context) -> None:
+    """Update the database and test every row, not only the new ones (updates test what they add)."""
+    info = client_for(ctx).check_db()
+    typer.echo(f"Database checked in {info.get('seconds', '?')} s: every test passed on all "
+               f"{info['tables'].get('catalog', 0)} catalog rows")
 
 
 @app.command("info")

@@ -3,6 +3,7 @@
    are the lake's: a part's own column of the same name, in any case, is left out. The file name
    column gets a name no part uses, so a user's `filename` or `_file` column is no trouble.
    An empty lake gives an empty view of the lake's columns, as _lake__models.yml declares them. #}
+{{ config(materialized='ephemeral') }}
 -- depends_on: {{ source('lake', 'catalog') }}
 {%- set partition = ["provider", "dataset", "task", "variant"] -%}
 {%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}

@@ -1,7 +1,12 @@
 {# One row per member of a collection version: its place, the catalog row it came from and its
    asset, where its members.parquet has them (members imported from outside the lake may have
    none); columns in _lake__models.yml. A version frozen while the store kept assets at
-   `ab/cd/<hash>.<ext>` (layout 1) keeps that path in its file; it is given here in the current form. #}
+   `ab/cd/<hash>.<ext>` (layout 1) keeps that path in its file; it is given here in the current form.
+   A table that reads only the members files of versions made since the last build, and drops
+   those of deleted versions. #}
+{{ config(materialized='incremental', incremental_strategy='lake_files', read_by='collection_members') }}
+
+select * from (
 {% call staging_select('collections/*/*/members.parquet') %}
 {%- set present = source_columns(source('lake', 'collection_members')) %}
 select
@@ -17,3 +22,5 @@ select
 from (select *, string_split(filename, '/') as parts from {{ source('lake', 'collection_members') }})
 where not {{ in_hidden_collection_folder('filename') }}
 {% endcall %}
+) as members
+{{ files_to_read() }}

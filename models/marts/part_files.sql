@@ -1,0 +1,20 @@
+{# One row per part file the catalog holds, with its partition, upload and rows: what builds
+   compare with the lake's part files, and what partitions and collection_members count from.
+   Incremental: the rows of the part files this build read or dropped. #}
+{{ config(materialized='incremental', incremental_strategy='lake_files', read_by='catalog') }}
+
+select
+    _file,
+    provider || '/' || dataset || '/' || task || '/' || variant as partition_key,
+    provider,
+    dataset,
+    task,
+    variant,
+    {{ part_path_field('_file', 'upload_id') }} as upload_id,
+    count(*) as num_rows,
+    max(_uploaded_at) as last_upload_at
+from {{ ref('catalog') }}
+{%- if is_incremental() %}
+where _build = {{ this_build() }}
+{%- endif %}
+group by all
