@@ -1,4 +1,5 @@
-"""What the benchmarks share: how busy the rest of the machine was while they measured."""
+"""What the benchmarks share: how busy the rest of the machine was while they measured, and how
+much memory the processes a benchmark started used."""
 
 from __future__ import annotations
 
@@ -18,3 +19,38 @@ def others_cpu_s() -> float:
     own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
     return machine - own
+
+
+def _children() -> list[int]:
+    """The pids of this process's children (the dbt process a build runs in, among them)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def reset_children_peak_rss() -> None:
+    """Start the peak memory of this process's children again from their current use."""
+    for pid in _children():
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def children_peak_rss() -> int:
+    """The largest peak memory (bytes of RSS) of this process's children since the last reset; 0 without /proc."""
+    peaks = [0]
+    for pid in _children():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                peaks += [int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:")]
+        except (OSError, ValueError):
+            continue
+    return max(peaks)

@@ -37,7 +37,7 @@ LEGACY_ASSET_FOLDERS = re.compile(r"^([0-9a-f]{2})/[0-9a-f]{2}/")  # `ab/cd/` of
 PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")  # the Hive partition folders
 ASSET_COLUMNS = ("hash", "path")  # the row's asset in the store
 LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")  # written by the upload
-BUILD_COLUMNS = ("row_id", "_file")  # added by the database build
+BUILD_COLUMNS = ("row_id", "_file", "_build")  # added by the database build
 LAKE_COLUMNS = PARTITION_COLUMNS + ASSET_COLUMNS + LINEAGE_COLUMNS + BUILD_COLUMNS
 READER_COLUMNS = ("file_row_number",)  # DuckDB adds it when the build reads the part files
 

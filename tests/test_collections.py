@@ -159,7 +159,7 @@ def test_collections_in_the_database_with_history_after_delete(client):
     assert snapshot["collection_key"].tolist() == ["hist/a", "hist/b"]
     assert snapshot["dbt_valid_to"].isna().tolist() == [True, False]
     manifest = json.loads((client.base_path / "db" / "dbt-target" / "manifest.json").read_text())
-    assert "model.datalake.catalog" in manifest["parent_map"]["model.datalake.collection_members"]
+    assert "model.datalake.part_files" in manifest["parent_map"]["model.datalake.collection_members"]
 
 
 def test_cli(client, tmp_path):

@@ -78,7 +78,7 @@ def test_a_parquet_download_uploads_again_through_the_cli(lake, tmp_path):
     frame.to_parquet(tmp_path / "o.parquet")
     staged = run(client, "upload", tmp_path / "o.parquet", "--provider", "test", "--dataset", "a", *OCR_FLAGS,
                  "--variant", "fixed")
-    assert "their lake columns were replaced: _file, _upload_id, _uploaded_at, _uploaded_by, dataset, path, " \
+    assert "their lake columns were replaced: _build, _file, _upload_id, _uploaded_at, _uploaded_by, dataset, path, " \
            "provider, row_id, task, variant" in staged.stdout
     assert "10 rows" in staged.stdout
     run(client, "process", "start")

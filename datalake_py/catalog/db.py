@@ -209,8 +209,8 @@ def db_info(lake: Lake) -> dict[str, Any]:
             "and table_type = 'BASE TABLE' order by 1").fetchall()]
         counts = {t: con.execute(f"select count(*) from {quote(t)}").fetchone()[0] for t in tables}
         in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
-        held = dict(con.execute("select _file, count(*) from catalog group by _file").fetchall()) \
-            if "catalog" in tables else {}
+        held = dict(con.execute("select _file, num_rows from part_files").fetchall()) \
+            if "part_files" in tables else {}
     missing = [u for u in in_lake if u not in in_db]
     stat = lake.db_path.stat()
     return {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,

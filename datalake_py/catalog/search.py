@@ -7,6 +7,7 @@ negative limit ValueError) naming the argument and what it takes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from numbers import Integral
 from typing import Any, Sequence
@@ -18,6 +19,7 @@ from ..errors import ValidationError
 from ..sql import quote
 
 LEVELS = ("provider", "dataset", "task", "variant")
+GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 
 def catalog_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -95,8 +97,9 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
     conditions, params = [], []
     for level, given in zip(LEVELS, (providers, datasets, tasks, variants)):
         patterns = _patterns(f"{level}s", given)
-        if patterns and "*" not in patterns:
-            conditions.append("(" + " or ".join(f"{level} glob ?" for _ in patterns) + ")")
+        if patterns and "*" not in patterns:  # a name without glob characters is compared as is,
+            conditions.append("(" + " or ".join(  # which lets DuckDB skip the row groups without it
+                f"{level} {'glob' if GLOB_CHARACTERS.search(p) else '='} ?" for p in patterns) + ")")
             params += patterns
     text_search = _mapping("text_search", text_search, '{"column": "label", "text": "..."}')
     limit = _limit(limit)
@@ -119,7 +122,8 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
 
 def search(con: duckdb.DuckDBPyConnection, **filters: Any) -> pd.DataFrame:
     """Catalog rows matching the filters (see `build_query`); columns empty for every row are dropped."""
-    sql, params = build_query(catalog_columns(con), **filters)
+    named = filters.get("meta") or filters.get("text_search")  # the only filters naming columns
+    sql, params = build_query(catalog_columns(con) if named else [], **filters)
     try:
         frame = con.execute(sql, params).df()
     except duckdb.Error as exc:

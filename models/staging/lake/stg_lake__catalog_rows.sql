@@ -1,9 +1,9 @@
 {# One row per stored row, with its partition and part file (_file) from the part's path, and a
    stable row_id (the upload id in the part's name, the row's number in the part). These columns
-   are the lake's: a part's own column of the same name, in any case, is left out. The file name
-   column gets a name no part uses, so a user's `filename` or `_file` column is no trouble.
+   are the lake's (and the catalog's `_build`): a part's own column of the same name, in any case,
+   is left out. The file name column gets a name no part uses, so a user's `filename` or `_file`
+   column is no trouble.
    An empty lake gives an empty view of the lake's columns, as _lake__models.yml declares them. #}
-{{ config(materialized='ephemeral') }}
 -- depends_on: {{ source('lake', 'catalog') }}
 {%- set partition = ["provider", "dataset", "task", "variant"] -%}
 {%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
@@ -18,7 +18,7 @@ select
     {{ part_path_field(file, key) }} as {{ key }},
     {%- endfor %}
     * exclude (
-        {%- for column in columns if column | lower in partition + ["row_id", "_file"] -%}
+        {%- for column in columns if column | lower in partition + ["row_id", "_file", "_build"] -%}
         {{ sql_name(column) }}, {% endfor -%}
         {{ sql_name(file) }}, file_row_number),
     {%- for column in base if column not in lowered %}
