@@ -60,10 +60,10 @@
       {{ ["provider", "dataset", "task", "variant", "upload_id"].index(field) + 1 }})
 {%- endmacro %}
 
-{% macro refuse_file_row_number_column() -%}
-  {#- Stop the build, naming the part files with a column `file_row_number`, which the build's
-      reader adds itself (DuckDB cannot rename it). -#}
-  {%- set found = run_query("select distinct file_name from parquet_schema(" ~ lake_glob(catalog_parts())
+{% macro refuse_file_row_number_column(files) -%}
+  {#- Stop the build, naming the part files among `files` with a column `file_row_number`, which the
+      build's reader adds itself (DuckDB cannot rename it). -#}
+  {%- set found = run_query("select distinct file_name from parquet_schema(" ~ file_list(files)
                             ~ ") where lower(name) = 'file_row_number' order by 1").columns[0].values() | list -%}
   {%- do exceptions.raise_compiler_error(
         "part file(s) with a column named file_row_number, which the database build reserves for the row "
@@ -74,8 +74,9 @@
 {#- How a build stays proportional to what changed. At its start, record_build_changes (on-run-start)
     records in the schema lake_build which lake files the build reads and what they change:
 
-    - builds (build, started_at, full_build): one row per build of this database file; the
-      catalog's column `_build` is the build that read the row, so a build finds its rows cheaply;
+    - builds (build, started_at, full_build, invocation_id): one row per build of this database
+      file; the catalog's column `_build` is the build that read the row, so a build finds its
+      rows cheaply;
     - read_files (read_by, _file, num_rows): every file an incremental model reads, with its rows
       from its parquet footer; files that land or go while the build runs wait for the next one;
     - changed_files (read_by, _file, num_rows, held_rows): those whose rows the database does not
@@ -85,8 +86,8 @@
       assets new ledger files describe; the aggregating marts replace only their rows;
     - rules (content): config/schema.yaml as the last successful build checked it.
 
-    Models reading lake files use the strategy `lake_files` with `files_to_read()`; aggregating marts
-    the strategy `touched_keys`. Tests check only the changed rows (their `where` config), except in
+    Models reading lake files read `files_read_by(kind)` with the strategy `lake_files`; aggregating
+    marts use the strategy `touched_keys`. Tests check only the changed rows (their `where` config), except in
     a full build and a full check (`--vars '{check_all: true}'`, what `datalake db check` runs). -#}
 
 {% macro catalog_parts() -%}
@@ -121,16 +122,27 @@
   (select max(build) from lake_build.builds)
 {%- endmacro %}
 
+{% macro in_database(schema, name) -%}
+  {#- Whether the database being built has a table or view `schema`.`name` (at render time). -#}
+  {%- set query -%}
+    select count(*) from information_schema.tables where table_catalog = current_database()
+    and table_schema = {{ sql_string(schema) }} and table_name = {{ sql_string(name) }}
+  {%- endset -%}
+  {{- return(execute and run_query(query).columns[0].values()[0] > 0) -}}
+{%- endmacro %}
+
 {% macro record_build_changes() -%}
-  {%- set full = flags.FULL_REFRESH or adapter.get_relation(target.database, 'main', 'catalog') is none %}
-  {%- if not full and adapter.get_relation(target.database, 'main', 'part_files') is none %}
+  {%- set full = flags.FULL_REFRESH or not in_database('main', 'catalog') %}
+  {%- if not full and not in_database('lake_build', 'builds') %}
     {%- do exceptions.raise_compiler_error(
-          "this database was built by an earlier datalake, whose builds did not record the part files "
-          ~ "they read: build it again with --full-refresh (`datalake db update` does so itself)") %}
+          "this database was built by an earlier datalake, whose builds did not record what they "
+          ~ "change: build it again with --full-refresh (`datalake db update` does so itself)") %}
   {%- endif %}
   create schema if not exists lake_build;
-  create table if not exists lake_build.builds (build bigint, started_at timestamp, full_build boolean);
-  insert into lake_build.builds select coalesce(max(build), 0) + 1, now(), {{ full }} from lake_build.builds;
+  create table if not exists lake_build.builds (
+      build bigint, started_at timestamp, full_build boolean, invocation_id varchar);
+  insert into lake_build.builds
+  select coalesce(max(build), 0) + 1, now(), {{ full }}, {{ sql_string(invocation_id) }} from lake_build.builds;
 
   create or replace table lake_build.read_files as
   {%- for read_by, files in read_files_globs().items() if lake_files(files.glob) %}
@@ -195,23 +207,27 @@
    {%- if held %} and held_rows > 0{% endif %})
 {%- endmacro %}
 
-{% macro files_to_read() -%}
-  {#- The filter of a model reading lake files (config `read_by`) that reads only the changed files
-      with rows: every file in a full build. A list of names, so the reader opens no other file. -#}
-  {%- if not execute -%}{{ return('') }}{%- endif -%}
-  {%- if adapter.get_relation(this.database, 'lake_build', 'changed_files') is none -%}
-    {{- return('where false') -}}  {#- a compile outside any run on a database built before the record -#}
-  {%- endif -%}
+{% macro files_read_by(read_by) -%}
+  {#- The files of a kind this build reads, as a list: the changed ones with rows, every one in a
+      full build; none outside a build (parse, compile, show). Models read them by name, so the
+      reader opens no other file, however many the lake has. -#}
+  {%- if not execute or not in_database('lake_build', 'changed_files') -%}{{ return([]) }}{%- endif -%}
   {%- set query -%}
     select _file from lake_build.changed_files
-    where read_by = {{ sql_string(config.require('read_by')) }} and num_rows > 0 order by 1
+    where read_by = {{ sql_string(read_by) }} and num_rows > 0
+      and (select invocation_id from lake_build.builds order by build desc limit 1) = {{ sql_string(invocation_id) }}
+    order by 1
   {%- endset -%}
-  {%- set files = run_query(query).columns[0].values() | list -%}
-  where {% if files %}_file in ({{ string_list(files) }}){% else %}false{% endif %}
+  {{- return(run_query(query).columns[0].values() | list) -}}
+{%- endmacro %}
+
+{% macro file_list(files) -%}
+  {#- A SQL list of file names. -#}
+  [{{ string_list(files) }}]
 {%- endmacro %}
 
 {% macro get_incremental_lake_files_sql(arg_dict) -%}
-  {#- Incremental strategy `lake_files` (with files_to_read): the rows of changed files (new,
+  {#- Incremental strategy `lake_files` (with files_read_by): the rows of changed files (new,
       replaced or gone) give way to the rows just read. Columns are matched by name. -#}
   {%- set target = arg_dict['target_relation'] -%}
   delete from {{ target }} where _file in {{ changed_files(config.require('read_by'), held=true) }};

@@ -1,12 +1,12 @@
 {#- A staging model's columns and types are declared once, in its YAML (name, data_type,
     description); these macros make its relation from them, with files in the lake or without. -#}
 
-{% macro staging_select(relative_glob) -%}
-  {#- Call block: the caller's query over the lake files matching `relative_glob`, narrowed to the
-      model's declared columns, each cast to its declared type; with no such files, the typed
-      empty relation of the same columns, so an empty lake builds too. The caller is rendered at
-      parse time (its sources become the model's dependencies) and when the files are there. -#}
-  {%- if not execute or lake_files(relative_glob) -%}
+{% macro staging_select(files) -%}
+  {#- Call block: the caller's query over the lake files `files` (a list), narrowed to the model's
+      declared columns, each cast to its declared type; with no files, the typed empty relation of
+      the same columns, so an empty lake builds too. The caller is rendered at parse time (its
+      sources become the model's dependencies) and when there are files. -#}
+  {%- if not execute or files -%}
 select
   {%- for column in declared_columns() %}
     staged.{{ sql_name(column.name) }}::{{ column.data_type }} as {{ sql_name(column.name) }}{{ "," if not loop.last }}

@@ -111,12 +111,12 @@ def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) ->
 
 def _can_update(path: Path) -> bool:
     """Whether the database at `path` can be updated rather than built again: it exists and its
-    builds record the part files they read (databases made by datalake 0.2 and earlier do not)."""
+    builds record what they change (databases made by datalake 0.2 and earlier do not)."""
     if not path.exists():
         return False
     with open_db(path) as con:
         return con.execute("select count(*) from information_schema.tables "
-                           "where table_schema = 'main' and table_name = 'part_files'").fetchone()[0] == 1
+                           "where table_schema = 'lake_build' and table_name = 'builds'").fetchone()[0] == 1
 
 
 def _run_results(lake: Lake) -> list[dict[str, Any]]:

@@ -6,4 +6,3 @@
 
 select *, {{ this_build() }} as _build
 from {{ ref('stg_lake__catalog_rows') }}
-{{ files_to_read() }}

@@ -4,4 +4,3 @@
 
 select *
 from {{ ref('stg_lake__uploads') }}
-{{ files_to_read() }}

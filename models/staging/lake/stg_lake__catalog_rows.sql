@@ -1,16 +1,18 @@
-{# One row per stored row, with its partition and part file (_file) from the part's path, and a
-   stable row_id (the upload id in the part's name, the row's number in the part). These columns
-   are the lake's (and the catalog's `_build`): a part's own column of the same name, in any case,
-   is left out. The file name column gets a name no part uses, so a user's `filename` or `_file`
-   column is no trouble.
-   An empty lake gives an empty view of the lake's columns, as _lake__models.yml declares them. #}
+{# One row per row of the part files this build reads (new or replaced ones; every one in a full
+   build), with its partition and part file (_file) from the part's path, and a stable row_id (the
+   upload id in the part's name, the row's number in the part). These columns are the lake's (and
+   the catalog's `_build`): a part's own column of the same name, in any case, is left out. The
+   file name column gets a name no part uses, so a user's `filename` or `_file` column is no
+   trouble. With no such files, an empty view of the lake's columns, as _lake__models.yml declares. #}
 -- depends_on: {{ source('lake', 'catalog') }}
 {%- set partition = ["provider", "dataset", "task", "variant"] -%}
 {%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
-{%- if lake_files(catalog_parts()) %}
-{%- set columns = source_columns(source('lake', 'catalog')) -%}
+{%- set files = files_read_by('catalog') %}
+{%- if files %}
+{%- set parts = "read_parquet(" ~ file_list(files) ~ ", hive_partitioning=false, union_by_name=true" %}
+{%- set columns = source_columns(parts ~ ")") -%}
 {%- set lowered = columns | map('lower') | list -%}
-{%- if 'file_row_number' in lowered -%}{{ refuse_file_row_number_column() }}{%- endif -%}
+{%- if 'file_row_number' in lowered -%}{{ refuse_file_row_number_column(files) }}{%- endif -%}
 {%- set file = unused_name('_file', lowered) %}
 select
     {{ part_path_field(file, 'upload_id') }} || ':' || file_row_number as row_id,
@@ -25,8 +27,7 @@ select
     null::varchar as {{ column }},
     {%- endfor %}
     {{ sql_name(file) }} as _file
-from read_parquet({{ lake_glob(catalog_parts()) }}, hive_partitioning=false, union_by_name=true,
-                  filename={{ sql_string(file) }}, file_row_number=true)
+from {{ parts }}, filename={{ sql_string(file) }}, file_row_number=true)
 {%- else %}
 {{ empty_select() }}
 {%- endif %}

@@ -1,6 +1,6 @@
 {# One row per deleted collection version, with when it was removed; columns in _lake__models.yml. #}
 {{ config(materialized='ephemeral') }}
-{% call staging_select('ledger/collections/*.json') %}
+{% call staging_select(lake_files('ledger/collections/*.json')) %}
 select *, name || '/' || version as collection_key
 from {{ source('lake', 'collection_deletions') }}
 {% endcall %}

@@ -5,10 +5,12 @@
    A table that reads only the members files of versions made since the last build, and drops
    those of deleted versions. #}
 {{ config(materialized='incremental', incremental_strategy='lake_files', read_by='collection_members') }}
-
-select * from (
-{% call staging_select('collections/*/*/members.parquet') %}
-{%- set present = source_columns(source('lake', 'collection_members')) %}
+-- depends_on: {{ source('lake', 'collection_members') }}
+{%- set files = files_read_by('collection_members') %}
+{%- set members = "read_parquet(" ~ file_list(files) ~ ", union_by_name=true, filename=true, file_row_number=true, "
+                  ~ "hive_partitioning=false)" %}
+{% call staging_select(files) %}
+{%- set present = source_columns(members) %}
 select
     parts[-3] || '/' || parts[-2] as collection_key,
     parts[-3] as name,
@@ -19,8 +21,5 @@ select
     {%- endfor %}
     {% if "path" in present %}regexp_replace(path, '^([0-9a-f]{2})/[0-9a-f]{2}/', '\1/'){% else %}null{% endif %} as path,
     filename as _file
-from (select *, string_split(filename, '/') as parts from {{ source('lake', 'collection_members') }})
-where not {{ in_hidden_collection_folder('filename') }}
+from (select *, string_split(filename, '/') as parts from {{ members }})
 {% endcall %}
-) as members
-{{ files_to_read() }}

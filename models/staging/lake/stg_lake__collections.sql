@@ -1,6 +1,6 @@
 {# One row per live collection version, from its metadata.json (folders being written are hidden);
    columns in _lake__models.yml. #}
-{% call staging_select('collections/*/*/metadata.json') %}
+{% call staging_select(lake_files('collections/*/*/metadata.json')) %}
 select *, name || '/' || version as collection_key
 from {{ source('lake', 'collections') }}
 where not {{ in_hidden_collection_folder('filename') }}

@@ -1,6 +1,9 @@
-{# One row per processed upload, from the ledger; columns in _lake__models.yml. #}
+{# One row per processed upload, from the ledger files this build reads (new ones; every one in a
+   full build); columns in _lake__models.yml. #}
 {{ config(materialized='ephemeral') }}
-{% call staging_select('ledger/uploads/*.parquet') %}
+-- depends_on: {{ source('lake', 'uploads') }}
+{%- set files = files_read_by('uploads') %}
+{% call staging_select(files) %}
 select *, filename as _file
-from {{ source('lake', 'uploads') }}
+from read_parquet({{ file_list(files) }}, union_by_name=true, filename=true, hive_partitioning=false)
 {% endcall %}
