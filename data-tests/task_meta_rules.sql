@@ -3,6 +3,7 @@
     rows are checked when the rules changed since the last build, and in a full build or check.
     One failing row per task, field and bad value, with how many rows carry it. -#}
 {{ config(store_failures=true) }}
-{%- set rows = "true" if checking_every_row() else
-    "(_build = " ~ this_build() ~ " or (select changed from lake_build.rules_changed))" %}
+{%- set every_row = checking_every_row() or (execute and
+      run_query("select changed from lake_build.rules_changed").columns[0].values()[0]) %}
+{%- set rows = "true" if every_row else "_build = " ~ this_build() %}
 {{ task_meta_violations(ref('stg_lake__task_rules'), ref('catalog'), rows) }}
