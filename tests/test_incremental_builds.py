@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from conftest import image_bytes, process
 from datalake import DatalakeClient, DbBuildError, DuckDBClient
+from datalake.cli import app as cli
 from datalake.sql import quote
 
 MARTS = ["catalog", "part_files", "partitions", "assets", "uploads", "collections", "collection_members",
@@ -92,8 +94,11 @@ def test_an_update_tests_the_rows_it_adds_and_a_check_tests_every_row(client):
     assert build(client)["tables"]["catalog"] == 4  # the update checks the two rows it added
     with pytest.raises(DbBuildError, match="task 'ocr' field 'lang': value 'xx' in 1 row"):
         client.check_db()
+    checked = CliRunner().invoke(cli, ["--base-path", str(client.base_path), "db", "check"])
+    assert checked.exit_code == 1 and "task 'ocr' field 'lang': value 'xx' in 1 row" in checked.stderr
     assert client.build_db(full_refresh=True)["tables"]["catalog"] == 4  # read again from the lake's files
-    assert client.check_db()["tables"]["catalog"] == 4
+    checked = CliRunner().invoke(cli, ["--base-path", str(client.base_path), "db", "check"])
+    assert checked.exit_code == 0 and "every test passed on all 4 catalog rows" in checked.stdout
 
 
 def test_a_changed_rule_checks_every_row_again(client):
