@@ -84,7 +84,8 @@
     - touched_partitions (partition_key) and touched_hashes (hash, a view read after the models
       ran): the partitions and assets whose rows the changed part files add or drop, and the
       assets new ledger files describe; the aggregating marts replace only their rows;
-    - rules (content): config/schema.yaml as the last successful build checked it.
+    - rules (content): config/schema.yaml as the last build without failures checked it
+      (record_checked_rules, on-run-end), and rules_changed (changed): whether it differs now.
 
     Models reading lake files read `files_read_by(kind)` with the strategy `lake_files`; aggregating
     marts use the strategy `touched_keys`. Tests check only the changed rows (their `where` config), except in
@@ -191,8 +192,15 @@
   create or replace table lake_build.rules_changed as
   select (select content from read_text({{ lake_glob('config/schema.yaml') }}))
          is distinct from (select any_value(content) from lake_build.rules) as changed;
+{%- endmacro %}
+
+{% macro record_checked_rules(results) -%}
+  {#- At the end of a run (on-run-end) in which nothing failed: config/schema.yaml as this build
+      checked it, so the next one checks every row again only if it changes. -#}
+  {%- if results | selectattr('status', 'in', ['error', 'fail', 'skipped']) | list | length == 0 %}
   delete from lake_build.rules;
   insert into lake_build.rules select content from read_text({{ lake_glob('config/schema.yaml') }});
+  {%- endif %}
 {%- endmacro %}
 
 {% macro read_files(read_by) -%}

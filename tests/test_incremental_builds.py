@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import yaml
@@ -120,3 +124,26 @@ def test_a_build_with_little_memory_spills_to_disk(client, monkeypatch):
     monkeypatch.setenv("DATALAKE_DB_MEMORY_LIMIT", "40MB")
     info = client.build_db()
     assert info["tables"]["catalog"] == 300_000
+
+
+def test_plain_dbt_keeps_failing_on_a_changed_rule_until_the_rows_keep_it(client):
+    """Plain `dbt build` works on the database file itself: a run that fails leaves the changed
+    rules unrecorded, so the next run checks every row again rather than only its new ones."""
+    from datalake.catalog.db import PROJECT_DIR, dbt_env
+
+    client.upload_task(ocr_rows(range(2), "a"), provider="huggingface", dataset="coco", task="ocr",
+                       variant="v1", meta=OCR)
+    process(client)
+    client.build_db()
+    rules = yaml.safe_load(client.lake.schema_path.read_text())
+    rules["tasks"]["ocr"]["allowed_values"]["lang"] = ["en"]
+    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    dbt = [str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", "profiles", "--target-path",
+           str(client.base_path / "db" / "plain-target")]
+    for _ in range(2):
+        out = subprocess.run(dbt, cwd=PROJECT_DIR, env=dbt_env(client.lake), capture_output=True, text=True)
+        assert out.returncode == 1 and "task_meta_rules" in out.stdout, out.stdout[-3000:]
+    rules["tasks"]["ocr"]["allowed_values"]["lang"] = ["en", "ko"]
+    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    out = subprocess.run(dbt, cwd=PROJECT_DIR, env=dbt_env(client.lake), capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
