@@ -7,7 +7,7 @@
 
 {%- set incremental = is_incremental() %}
 {%- set touched = "hash in (select hash from lake_build.touched_hashes)" if incremental else "true" %}
-{%- set only_added = incremental and execute
+{%- set only_added = incremental and in_database('lake_build', 'dropped_hashes')
       and run_query("select count(*) from lake_build.dropped_hashes").columns[0].values()[0] == 0 %}
 
 with facts as (
