@@ -37,6 +37,20 @@ def ocr_rows(images: range, text: str) -> pd.DataFrame:
     return pd.DataFrame({"image": [image_bytes(i) for i in images], "label": [f"{text} {i}" for i in images]})
 
 
+def build_two_korean_rows(client: DatalakeClient) -> None:
+    client.upload_task(ocr_rows(range(2), "a"), provider="huggingface", dataset="coco", task="ocr",
+                       variant="v1", meta=OCR)
+    process(client)
+    client.build_db()
+
+
+def allow_languages(client: DatalakeClient, languages: list[str]) -> None:
+    """Change the rules under stored rows: the ocr task's `lang` may take only `languages`."""
+    rules = yaml.safe_load(client.lake.schema_path.read_text())
+    rules["tasks"]["ocr"]["allowed_values"]["lang"] = languages
+    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+
+
 def build(client: DatalakeClient) -> dict:
     info = client.build_db()
     assert info["incremental"] is True
@@ -86,10 +100,7 @@ def test_uploads_an_overwrite_and_collection_deletes_build_as_a_full_build_does(
 
 
 def test_an_update_tests_the_rows_it_adds_and_a_check_tests_every_row(client):
-    client.upload_task(ocr_rows(range(2), "a"), provider="huggingface", dataset="coco", task="ocr",
-                       variant="v1", meta=OCR)
-    process(client)
-    client.build_db()
+    build_two_korean_rows(client)
     with DuckDBClient(client.db_path, read_only=False) as db:  # a row that breaks the rules, put there by hand
         db.execute_query("update catalog set lang = 'xx' where row_id = (select min(row_id) from catalog)")
     client.upload_task(ocr_rows(range(2, 4), "b"), provider="huggingface", dataset="coco", task="ocr",
@@ -106,13 +117,8 @@ def test_an_update_tests_the_rows_it_adds_and_a_check_tests_every_row(client):
 
 
 def test_a_changed_rule_checks_every_row_again(client):
-    client.upload_task(ocr_rows(range(2), "a"), provider="huggingface", dataset="coco", task="ocr",
-                       variant="v1", meta=OCR)
-    process(client)
-    client.build_db()
-    rules = yaml.safe_load(client.lake.schema_path.read_text())
-    rules["tasks"]["ocr"]["allowed_values"]["lang"] = ["en"]
-    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    build_two_korean_rows(client)
+    allow_languages(client, ["en"])
     with pytest.raises(DbBuildError, match="task 'ocr' field 'lang': value 'ko' in 2 row"):
         client.build_db()  # nothing new, but the rules changed
 
@@ -131,19 +137,13 @@ def test_plain_dbt_keeps_failing_on_a_changed_rule_until_the_rows_keep_it(client
     rules unrecorded, so the next run checks every row again rather than only its new ones."""
     from datalake.catalog.db import PROJECT_DIR, dbt_env
 
-    client.upload_task(ocr_rows(range(2), "a"), provider="huggingface", dataset="coco", task="ocr",
-                       variant="v1", meta=OCR)
-    process(client)
-    client.build_db()
-    rules = yaml.safe_load(client.lake.schema_path.read_text())
-    rules["tasks"]["ocr"]["allowed_values"]["lang"] = ["en"]
-    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    build_two_korean_rows(client)
+    allow_languages(client, ["en"])
     dbt = [str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", "profiles", "--target-path",
            str(client.base_path / "db" / "plain-target")]
     for _ in range(2):
         out = subprocess.run(dbt, cwd=PROJECT_DIR, env=dbt_env(client.lake), capture_output=True, text=True)
         assert out.returncode == 1 and "task_meta_rules" in out.stdout, out.stdout[-3000:]
-    rules["tasks"]["ocr"]["allowed_values"]["lang"] = ["en", "ko"]
-    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    allow_languages(client, ["en", "ko"])
     out = subprocess.run(dbt, cwd=PROJECT_DIR, env=dbt_env(client.lake), capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
