@@ -1,6 +1,7 @@
 {#- Fails for every broken rule of config/schema.yaml among the catalog rows this build added:
     required meta fields missing or outside the allowed values, tasks no longer registered. All
-    rows are checked when the rules changed since the last build, and in a full build or check.
+    rows are checked when the rules changed since the last run without failures, and in a
+    full build or check.
     One failing row per task, field and bad value, with how many rows carry it. -#}
 {{ config(store_failures=true) }}
 {%- set every_row = checking_every_row() or (execute and
