@@ -113,6 +113,7 @@ class Lake:
         self.columns_registry = self.ledger / "columns.json"  # the lake-wide column rule's record
         self.jobs = self.root / "jobs"
         self.locks = self.root / "locks"
+        self.cache = self.root / "cache"  # made on demand from the lake's files (thumbnails): deleting it loses nothing
 
     def stage(self, name: str) -> Path:
         assert name in STAGES

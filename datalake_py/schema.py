@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import duckdb
 import yaml
 
 from .errors import ConfigError, ConflictError, NotFoundError, ValidationError
@@ -36,10 +37,24 @@ DEFAULT_SCHEMA: dict[str, Any] = {
     },
 }
 
+BOX_FORMATS = ("xyxy", "xywh", "polygon")  # [x1, y1, x2, y2], [x, y, w, h], corners [[x, y], ...] or flat
+
 HEADER = (
     "# datalake rules: the providers uploads may name, and each task's required meta fields.\n"
     "# Edit by hand or with `datalake config provider|task create|remove`.\n"
 )
+
+
+@dataclass(frozen=True)
+class BoxRule:
+    """Where a task's labels keep the boxes to draw over the image: JSON paths (as in the search's
+    `json_path`) to the boxes and to their text (box i goes with text i), and how a box is written."""
+    path: str
+    text: str | None = None
+    format: str = "xyxy"
+
+    def to_yaml(self) -> dict[str, str]:
+        return {"path": self.path, **({"text": self.text} if self.text else {}), "format": self.format}
 
 
 @dataclass
@@ -48,6 +63,7 @@ class TaskRule:
     required_fields: list[str]
     allowed_values: dict[str, list[str]] = field(default_factory=dict)
     description: str = ""
+    boxes: BoxRule | None = None
 
     def check_meta(self, meta: dict[str, Any]) -> dict[str, str]:
         """Return meta as strings if it holds exactly the required fields with allowed values."""
@@ -79,6 +95,8 @@ class TaskRule:
             out["allowed_values"] = {k: list(v) for k, v in self.allowed_values.items()}
         if self.description:
             out["description"] = self.description
+        if self.boxes:
+            out["boxes"] = self.boxes.to_yaml()
         return out
 
 
@@ -131,7 +149,7 @@ def _parse_task(name: str, body: Any, path: Path) -> TaskRule:
         body = {}
     if not isinstance(body, dict):
         raise _problem(path, where, "must be a mapping with required_fields and allowed_values")
-    unknown = set(body) - {"required_fields", "allowed_values", "description"}
+    unknown = set(body) - {"required_fields", "allowed_values", "description", "boxes"}
     if unknown:
         raise _problem(path, where, f"has unknown key(s) {', '.join(sorted(unknown))}")
     required = _string_list(body.get("required_fields", []), path, f"{where}.required_fields")
@@ -145,7 +163,37 @@ def _parse_task(name: str, body: Any, path: Path) -> TaskRule:
         if key not in required:
             raise _problem(path, f"{where}.allowed_values.{key}", "names a field missing from required_fields")
         allowed[key] = _string_list(values, path, f"{where}.allowed_values.{key}")
-    return TaskRule(name, required, allowed, str(body.get("description") or ""))
+    boxes = _parse_boxes(body["boxes"], path, f"{where}.boxes") if body.get("boxes") is not None else None
+    return TaskRule(name, required, allowed, str(body.get("description") or ""), boxes)
+
+
+def _parse_boxes(body: Any, path: Path, where: str) -> BoxRule:
+    example = "e.g. {path: '$.elements[*].bbox', text: '$.elements[*].text', format: xyxy}"
+    if not isinstance(body, dict):
+        raise _problem(path, where, f"must be a mapping with path, text and format, {example}")
+    unknown = set(body) - {"path", "text", "format"}
+    if unknown:
+        raise _problem(path, where, f"has unknown key(s) {', '.join(sorted(map(str, unknown)))} ({example})")
+    if "path" not in body:
+        raise _problem(path, where, f"needs a path to the boxes, {example}")
+    text = body.get("text")
+    form = body.get("format", "xyxy")
+    if form not in BOX_FORMATS:
+        raise _problem(path, f"{where}.format", f"must be one of {', '.join(BOX_FORMATS)} (got {form!r})")
+    return BoxRule(_json_path(body["path"], path, f"{where}.path"),
+                   None if text is None else _json_path(text, path, f"{where}.text"), form)
+
+
+def _json_path(value: Any, path: Path, where: str) -> str:
+    """`value` if it is a JSON path DuckDB reads (the search's `json_path` syntax), else ConfigError."""
+    if not isinstance(value, str) or not value.startswith("$"):
+        raise _problem(path, where, f"must be a JSON path starting with '$', e.g. $.elements[*].bbox (got {value!r})")
+    with duckdb.connect() as con:
+        try:
+            con.execute("select json_extract('{}'::json, ?)", [value])
+        except duckdb.Error as exc:
+            raise _problem(path, where, f"is not a JSON path DuckDB reads ({str(exc).splitlines()[0]})") from None
+    return value
 
 
 def _checked(fn, path: Path, where: str):

@@ -1,0 +1,1 @@
+"""The lake in a browser: the parts the gallery pages are made of."""
