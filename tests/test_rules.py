@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from datalake import ConfigError, ConflictError, DatalakeClient, NotFoundError, ValidationError
-from datalake.schema import add_provider, add_task, init_lake, load_schema, remove_provider, remove_task
+from datalake.schema import BoxRule, add_provider, add_task, init_lake, load_schema, remove_provider, remove_task
 
 
 def test_init_creates_the_layout_and_default_rules(tmp_path):
@@ -84,6 +84,9 @@ def test_concurrent_edits_by_two_processes_lose_nothing(tmp_path):
     assert not list((tmp_path / "config").glob(".*.tmp"))
 
 
+BOXES = "providers: {}\ntasks:\n  ocr:\n    boxes: "
+
+
 @pytest.mark.parametrize("text, message", [
     ("providers: [a, b\n", r"is not valid YAML"),
     ("- just a list\n", r"the file must be a mapping with 'providers' and 'tasks'"),
@@ -92,12 +95,35 @@ def test_concurrent_edits_by_two_processes_lose_nothing(tmp_path):
      r"tasks\.ocr\.allowed_values\.src names a field missing from required_fields"),
     ("providers: {}\ntaks: {}\n", r"unknown top-level key\(s\) taks"),
     ("providers: {'../bad': {}}\n", r"providers holds a bad name"),
+    (BOXES + "[$.a]\n", r"tasks\.ocr\.boxes must be a mapping with path, text and format"),
+    (BOXES + "{text: $.a}\n", r"tasks\.ocr\.boxes needs a path to the boxes"),
+    (BOXES + "{path: $.a, colour: red}\n", r"tasks\.ocr\.boxes has unknown key\(s\) colour"),
+    (BOXES + "{path: elements}\n", r"tasks\.ocr\.boxes\.path must be a JSON path starting with '\$'"),
+    (BOXES + "{path: '$.a[', format: xyxy}\n", r"tasks\.ocr\.boxes\.path is not a JSON path DuckDB reads"),
+    (BOXES + "{path: $.a, text: 3}\n", r"tasks\.ocr\.boxes\.text must be a JSON path starting with '\$'"),
+    (BOXES + "{path: $.a, format: ltrb}\n", r"tasks\.ocr\.boxes\.format must be one of xyxy, xywh, polygon"),
 ])
 def test_an_invalid_hand_edited_file_names_the_problem(tmp_path, text, message):
     lake = init_lake(tmp_path)
     lake.schema_path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_schema(lake)
+
+
+def test_a_boxes_rule_is_read_and_kept_when_the_rules_are_edited(tmp_path):
+    lake = init_lake(tmp_path)
+    text = lake.schema_path.read_text().replace(
+        "  ocr:\n", "  ocr:\n    boxes: {path: '$.elements[*].bbox', text: '$.elements[*].text', format: xyxy}\n"
+    ).replace("  kie:\n", "  kie:\n    boxes: {path: '$.fields[*].quad', format: polygon}\n"
+    ).replace("  vqa:\n", "  vqa:\n    boxes: {path: '$.boxes'}\n")
+    lake.schema_path.write_text(text)
+    add_provider(lake, "mine")  # rewrites the file
+    tasks = load_schema(lake).tasks
+    assert tasks["ocr"].boxes == BoxRule("$.elements[*].bbox", "$.elements[*].text", "xyxy")
+    assert tasks["kie"].boxes == BoxRule("$.fields[*].quad", None, "polygon")
+    assert tasks["vqa"].boxes == BoxRule("$.boxes", None, "xyxy")  # the format taken when none is given
+    assert tasks["layout"].boxes is None
+    assert "format: xyxy" in lake.schema_path.read_text()
 
 
 def test_names_check():
