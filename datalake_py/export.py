@@ -278,6 +278,7 @@ def download(lake: Lake, rows: pd.DataFrame, output: str | Path, format: str = "
       (an empty one is fine).
     - `auto`: parquet when `output` ends in `.parquet`, else dataset.
 
+    No rows raise ValidationError and write nothing (an empty output would pass for a result).
     The output appears complete or not at all: it is written beside it under a hidden name unique
     to this run, then renamed, and nothing else there is touched. An output inside the lake
     (symlinks resolved) is refused. `bytes` adds up the size of each row's asset; rows whose
@@ -292,6 +293,9 @@ def download(lake: Lake, rows: pd.DataFrame, output: str | Path, format: str = "
                               f"got {format!r}")
     output = Path(output).expanduser().absolute()
     _check_output(lake, output)
+    if isinstance(rows, pd.DataFrame) and not len(rows):
+        raise ValidationError(f"there are no rows to write (the search or collection holds none), so nothing was "
+                              f"written to {output}; choose rows that exist (`datalake search` shows them)")
     if format == "auto":
         format = "parquet" if output.suffix.lower() == ".parquet" else "dataset"
     if format == "parquet":

@@ -130,8 +130,10 @@ def test_format_is_picked_by_name_or_given(lake, tmp_path):
     assert len(datasets.load_from_disk(str(tmp_path / "z.parquet"))) == 5
     with pytest.raises(ValidationError, match="format must be one of auto, parquet, dataset"):
         download(lake, rows, tmp_path / "w", format="csv")
-    assert download(lake, rows.head(0), tmp_path / "none")["rows"] == 0
-    assert len(datasets.load_from_disk(str(tmp_path / "none"))) == 0
+    for empty in ("none", "none.parquet"):  # no rows: an error, and nothing written
+        with pytest.raises(ValidationError, match="there are no rows to write"):
+            download(lake, rows.head(0), tmp_path / empty)
+        assert not (tmp_path / empty).exists()
     (tmp_path / "empty").mkdir()  # an empty folder may receive a dataset
     assert download(lake, rows.head(2), tmp_path / "empty")["rows"] == 2
     assert len(datasets.load_from_disk(str(tmp_path / "empty"))) == 2

@@ -1,14 +1,28 @@
-"""Plain-text tables and JSON for command output."""
+"""Plain-text tables and JSON for command output.
+
+Tables are made to be read on a terminal: each cell on one line (whitespace collapsed, control
+characters shown as `?`, so a value cannot move the cursor or add lines), cut with `…` so that
+no line is wider than the terminal (120 columns off a terminal).
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import unicodedata
 from typing import Any, Iterable, Sequence
 
 import typer
 
+CUT = "…"
+GAP = "  "  # between two columns
+WIDTH = 120  # the width of a table when stdout is no terminal
+MIN_WIDTH = 6  # a column is cut to no fewer characters than this (its own width when narrower)
+
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    """The rows as aligned columns, values in full (for short listings: nothing is cut)."""
     rows = list(rows)
     cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
@@ -19,3 +33,88 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def note(message: str) -> None:
+    """A remark about the output (what was left out, how to see it) on stderr, apart from the data."""
+    typer.echo(message, err=True)
+
+
+def terminal_width() -> int:
+    """The width tables fit: the terminal's when stdout is one, else WIDTH."""
+    return shutil.get_terminal_size((WIDTH, 24)).columns if sys.stdout.isatty() else WIDTH
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line: runs of whitespace become one space, other control characters `?`;
+    only the first characters are looked at, enough to fill `limit` columns."""
+    bound = limit * 4
+    text = " ".join(text[:bound].split()) + (CUT if len(text) > bound else "")
+    return "".join("?" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+
+
+def _char_width(ch: str) -> int:
+    """Columns a character takes on a terminal: 2 for wide East Asian ones, 0 for combining marks."""
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    return sum(_char_width(ch) for ch in text)
+
+
+def cut(text: str, width: int) -> str:
+    """`text` if it fits `width` columns, else its start and `…` within `width` columns."""
+    if display_width(text) <= width:
+        return text
+    kept, used = [], 0
+    for ch in text:
+        used += _char_width(ch)
+        if used > width - 1:
+            break
+        kept.append(ch)
+    return "".join(kept) + CUT
+
+
+def _fitted(natural: list[int], room: int) -> list[int]:
+    """Column widths within `room` (gaps excluded): the widest columns are narrowed to one cap, the
+    largest that fits; the columns cut to it share what is left over."""
+    if sum(natural) <= room:
+        return natural
+    cap = max(MIN_WIDTH, 1)
+    while sum(min(w, cap + 1) for w in natural) <= room:
+        cap += 1
+    widths = [min(w, cap) for w in natural]
+    spare = room - sum(widths)
+    for i, w in enumerate(natural):
+        if w > widths[i] and spare > 0:
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def fit_table(header: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> tuple[str, list[str], bool]:
+    """The rows as aligned columns no wider than `width` on a terminal.
+
+    Columns that do not fit even at MIN_WIDTH each are left out, from the last. Returns the text,
+    the names of the columns left out, and whether any value was cut.
+    """
+    header = [one_line(h, width) for h in header]
+    cells = [[one_line(v, width) for v in row] for row in rows]
+    natural = [max([display_width(h), *(display_width(row[i]) for row in cells)]) for i, h in enumerate(header)]
+    shown = len(header)
+    while shown > 1 and sum(min(w, MIN_WIDTH) for w in natural[:shown]) + len(GAP) * (shown - 1) > width:
+        shown -= 1
+    widths = _fitted(natural[:shown], width - len(GAP) * (shown - 1))
+    lines = [_line(header[:shown], widths)] + [_line(row[:shown], widths) for row in cells]
+    was_cut = any(w < n for w, n in zip(widths, natural))
+    return "\n".join(lines), list(header[shown:]), was_cut
+
+
+def _line(values: Sequence[str], widths: Sequence[int]) -> str:
+    padded = []
+    for value, width in zip(values, widths):
+        value = cut(value, width)
+        padded.append(value + " " * (width - display_width(value)))
+    return GAP.join(padded).rstrip()

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import ValidationError
-from .output import echo_json
+from ..lake import LAKE_COLUMNS, PARTITION_COLUMNS, READER_COLUMNS
+from .output import CUT, echo_json, fit_table, note, terminal_width
 from .context import client_for
 from .upload_cmd import parse_meta
 
@@ -19,27 +20,76 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "json", "csv")
+PARTITION = "partition"  # a search table's column: provider/dataset/task/variant
+LABEL = "label"  # the column a search table previews
+SHORT_HASH = 12  # hex digits of the hash a search table shows
+META_WIDTH = 24  # a data column whose values are all this short (and on one line) reads as meta, not label
+HIDDEN = LAKE_COLUMNS + READER_COLUMNS  # left out of a search table unless chosen with --columns
 
 
-def _print(frame: "pd.DataFrame", fmt: str) -> None:
-    import pandas as pd
-
+def _print(frame: "pd.DataFrame", fmt: str, short_hash: bool = False) -> None:
+    """The rows on stdout: json and csv with every value in full, a table fitted to the terminal
+    (`short_hash`: the hash column shows its first SHORT_HASH digits)."""
     if fmt not in FORMATS:
         raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
     if fmt == "json":
         echo_json(frame.to_dict(orient="records"))
     elif fmt == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False)
+        typer.echo(frame.to_csv(index=False), nl=False, color=True)  # escape codes in values are data: kept
+    elif not len(frame):
+        typer.echo("(no rows)")
     else:
-        with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 60):
-            typer.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+        _print_table(frame, short_hash)
+
+
+def _print_table(frame: "pd.DataFrame", short_hash: bool) -> None:
+    """The rows as a table no wider than the terminal; on stderr, what it left out or cut."""
+    import pandas as pd
+
+    width = terminal_width()
+    if short_hash and "hash" in frame.columns:
+        frame = frame.assign(hash=frame["hash"].str[:SHORT_HASH])
+    rows = [["" if pd.api.types.is_scalar(v) and pd.isna(v) else str(v) for v in row]
+            for row in frame.itertuples(index=False)]
+    text, left_out, was_cut = fit_table([str(c) for c in frame.columns], rows, width)
+    typer.echo(text)
+    if left_out:
+        note(f"{len(left_out)} column(s) did not fit in {width} characters: {', '.join(left_out)}; "
+             "choose fewer with --columns, or see all with --format json")
+    short_hash = short_hash and "hash" in frame.columns
+    if was_cut or short_hash:
+        note(f"long values are cut with {CUT} to fit {width} characters"
+             + (f" (hash to its first {SHORT_HASH} digits)" if short_hash else "")
+             + "; --format json or csv shows them in full")
+
+
+def _search_view(rows: "pd.DataFrame", columns: Optional[str]) -> tuple["pd.DataFrame", list[str]]:
+    """The columns a search shows (`partition` joins the partition's levels): those of `--columns
+    a,b,c`, else the partition, hash, label and meta columns; and the columns left out."""
+    rows = rows.assign(**{PARTITION: rows[list(PARTITION_COLUMNS)].astype(str).agg("/".join, axis=1)
+                          if len(rows) else ""})
+    if columns is not None:
+        chosen = [c.strip() for c in columns.split(",") if c.strip()]
+        unknown = [c for c in chosen if c not in rows.columns]
+        if unknown or not chosen:
+            raise ValidationError(f"--columns names no column of the results: {', '.join(unknown) or '(none)'}; "
+                                  f"choose among: {', '.join(map(str, rows.columns))}")
+        return rows[chosen], []
+    meta = [c for c in rows.columns if c not in (*HIDDEN, PARTITION, LABEL) and _reads_as_meta(rows[c])]
+    shown = [c for c in (PARTITION, "hash", LABEL) if c in rows.columns] + meta
+    return rows[shown], [str(c) for c in rows.columns if c not in (*shown, *PARTITION_COLUMNS)]
+
+
+def _reads_as_meta(values: "pd.Series") -> bool:
+    """Whether a data column holds short values (lang, src, ...) rather than label-like text."""
+    return bool((values.dropna().astype(str).str.len() <= META_WIDTH).all())
 
 
 def _filters(provider, dataset, task, variant, meta, text, column, json_path, limit) -> dict:
     text_search = {"column": column, "text": text, **({"json_path": json_path} if json_path else {})} if text else None
     return {"providers": provider or None, "datasets": dataset or None, "tasks": task or None,
             "variants": variant or None, "meta": parse_meta(meta) or None, "text_search": text_search,
-            "limit": limit}
+            "limit": limit or None}  # --limit 0: every row
 
 
 def register(app: typer.Typer) -> None:
@@ -60,11 +110,25 @@ def register(app: typer.Typer) -> None:
                    task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
                    meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
                    column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
-                   limit: Optional[int] = typer.Option(100, "--limit", min=0, help="At most this many rows."),
-                   fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
+                   limit: int = typer.Option(100, "--limit", min=0, help="At most this many rows (0: all)."),
+                   fmt: str = typer.Option("table", "--format", help="table, json or csv (these two: every value in full)."),
+                   columns: Optional[str] = typer.Option(
+                       None, "--columns", help="The columns to show, e.g. partition,hash,label,lang (default for a "
+                                               "table: partition, short hash, label preview, meta).")) -> None:
         """Find catalog rows by hierarchy, meta and content."""
-        rows = client_for(ctx).search(**_filters(provider, dataset, task, variant, meta, text, column, json_path, limit))
-        _print(rows, fmt)
+        client = client_for(ctx)
+        filters = _filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
+        rows = client.search(**filters)
+        if columns is not None or fmt == "table":
+            rows, left_out = _search_view(rows, columns)
+            if left_out and fmt == "table" and len(rows):
+                note(f"not shown: {', '.join(left_out)}; choose columns with --columns a,b,c, "
+                     "or see every column with --format json")
+        _print(rows, fmt, short_hash=columns is None)
+        if filters["limit"] is not None and len(rows) == filters["limit"]:
+            total = client.count(**{k: v for k, v in filters.items() if k != "limit"})
+            if total > len(rows):
+                note(f"showing {len(rows):,} of {total:,} matches; use --limit N (or --limit 0 for all)")
 
     @app.command("query")
     def query_cmd(ctx: typer.Context, sql: str = typer.Argument(..., help="One read-only SQL query."),
@@ -81,7 +145,7 @@ def register(app: typer.Typer) -> None:
                      meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
                      column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
                      limit: Optional[int] = typer.Option(None, "--limit", min=0,
-                                                         help="At most this many rows (default: all)."),
+                                                         help="At most this many rows (default, or 0: all)."),
                      fmt: str = typer.Option("auto", "--format",
                                              help="dataset (or datasets), parquet or auto (by the output name)."),
                      include_images: bool = typer.Option(True, "--include-images/--no-images",
@@ -93,6 +157,9 @@ def register(app: typer.Typer) -> None:
         client = client_for(ctx)
         filters = _filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
         rows = client.search(**filters)
+        if not len(rows):
+            raise ValidationError(f"the search matched no rows, so nothing was written to {output}; "
+                                  "widen the filters (`datalake search` with the same ones shows what they match)")
         if as_collection:
             frozen = client.import_collection(rows, as_collection, version, query=json.dumps(filters, ensure_ascii=False))
             typer.echo(f"Froze {frozen['num_samples']} rows as collection {frozen['name']} {frozen['version']}")
