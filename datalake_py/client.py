@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
 
 import duckdb
@@ -21,6 +21,9 @@ from .processing.processor import DatalakeProcessor, upload_counts
 from .remote import ServerConnection
 from .schema import Schema, init_lake, load_schema
 from .upload.ingest import UploadRequest, stage_upload
+
+if TYPE_CHECKING:
+    from .server.embedded import Browsing
 
 
 class DatalakeClient:
@@ -156,11 +159,28 @@ class DatalakeClient:
     def search(self, providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
                tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
                meta: dict[str, Any] | None = None, text_search: dict[str, Any] | None = None,
-               limit: int | None = None) -> pd.DataFrame:
-        """Catalog rows: globs per level (OR within, AND across), meta equality, text / JSON-path search."""
+               limit: int | None = None, offset: int | None = None) -> pd.DataFrame:
+        """Catalog rows: globs per level (OR within, AND across), meta equality, text / JSON-path search;
+        at most `limit` rows after skipping `offset` (pages of one search follow each other)."""
         with self._lock:
             return search.search(self._connection(), providers=providers, datasets=datasets, tasks=tasks,
-                                 variants=variants, meta=meta, text_search=text_search, limit=limit)
+                                 variants=variants, meta=meta, text_search=text_search, limit=limit, offset=offset)
+
+    def count(self, providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
+              tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+              meta: dict[str, Any] | None = None, text_search: dict[str, Any] | None = None) -> int:
+        """How many catalog rows `search` with the same filters finds without a limit."""
+        with self._lock:
+            return search.count(self._connection(), providers=providers, datasets=datasets, tasks=tasks,
+                                variants=variants, meta=meta, text_search=text_search)
+
+    def browse(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> "Browsing":
+        """Serve the lake's pages (overview, gallery, samples with their labels drawn, collections) from
+        this process, reading only; the object shows as their URL (a link in a notebook), `stop()` ends it.
+        Port 0 takes any free port; a host off loopback needs `token`."""
+        from .server.embedded import Browsing
+
+        return Browsing(self.lake.root, host, port, token)
 
     def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run one read-only query against the database (values as `params`)."""

@@ -1,12 +1,15 @@
 """The demo: generate a small image dataset, upload raw images and OCR labels, process, show what landed,
-build the database, search, download, write the dbt docs, and freeze, export and verify a collection."""
+build the database, search, download, write the dbt docs, freeze, export and verify a collection, and
+say how to browse the lake."""
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -101,6 +104,8 @@ def main() -> None:
     print(f"\ncollection demo_receipts {frozen['version']}: {frozen['num_samples']} samples, fingerprint "
           f"{frozen['fingerprint']}, verifies: {verified['ok']}")
     print(f"exported to {exported['output']} ({exported['rows']} rows; load it with datasets.load_from_disk)")
+    print(f"\nsee it in a browser (overview, gallery, boxes drawn on the images, collections):\n"
+          f"  {os.path.relpath(Path(sys.executable).with_name('datalake'))} --base-path {lake} browse")
 
 if __name__ == "__main__":
     main()

@@ -110,13 +110,15 @@ def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) ->
 
 
 def _can_update(path: Path) -> bool:
-    """Whether the database at `path` can be updated rather than built again: it exists and its
-    builds record what they change (databases made by datalake 0.2 and earlier do not)."""
+    """Whether the database at `path` can be updated rather than built again: it exists, its builds
+    record what they change (databases made by datalake 0.2 and earlier do not), and its partitions
+    count their bytes (those made by 0.3 do not)."""
     if not path.exists():
         return False
     with open_db(path) as con:
-        return con.execute("select count(*) from information_schema.tables "
-                           "where table_schema = 'lake_build' and table_name = 'builds'").fetchone()[0] == 1
+        return con.execute(
+            "select count(*) from information_schema.columns where (table_schema, table_name, column_name) "
+            "in (('lake_build', 'builds', 'build'), ('main', 'partitions', 'bytes'))").fetchone()[0] == 2
 
 
 def _run_results(lake: Lake) -> list[dict[str, Any]]:

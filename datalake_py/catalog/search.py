@@ -56,14 +56,14 @@ def _mapping(argument: str, value: Any, example: str) -> Mapping[str, Any]:
     return value
 
 
-def _limit(value: Any) -> int | None:
-    """The row limit: None (every row) or a whole number, 0 or more."""
+def _rows(argument: str, value: Any, none: str) -> int | None:
+    """A number of rows (`limit`, `offset`): None (which means `none`), or a whole number, 0 or more."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"limit must be a whole number of rows (int) or None for every row; got {_shown(value)}")
+        raise TypeError(f"{argument} must be a whole number of rows (int) or None {none}; got {_shown(value)}")
     if value < 0:
-        raise ValueError(f"limit must be 0 or more, or None for every row; got {value}")
+        raise ValueError(f"{argument} must be 0 or more, or None {none}; got {value}")
     return int(value)
 
 
@@ -92,8 +92,9 @@ def _text_condition(spec: Mapping[str, Any], columns: list[str]) -> tuple[str, l
 def build_query(columns: list[str], providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
                 tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
                 meta: dict[str, Any] | None = None, text_search: dict[str, Any] | None = None,
-                limit: int | None = None) -> tuple[str, list[Any]]:
-    """The SQL and parameters of a search: OR within a level, AND across levels."""
+                limit: int | None = None, offset: int | None = None) -> tuple[str, list[Any]]:
+    """The SQL and parameters of a search: OR within a level, AND across levels; `offset` rows are
+    skipped first (rows come in the catalog's order, so pages of a search follow each other)."""
     conditions, params = [], []
     for level, given in zip(LEVELS, (providers, datasets, tasks, variants)):
         patterns = _patterns(f"{level}s", given)
@@ -102,7 +103,7 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
                 f"{level} {'glob' if GLOB_CHARACTERS.search(p) else '='} ?" for p in patterns) + ")")
             params += patterns
     text_search = _mapping("text_search", text_search, '{"column": "label", "text": "..."}')
-    limit = _limit(limit)
+    limit, offset = _rows("limit", limit, "for every row"), _rows("offset", offset, "to skip none")
     for key, value in _mapping("meta", meta, '{"lang": "ko"}').items():
         column = quote(_require_column(key, columns, "meta field"))
         conditions.append(f"{column}::varchar = ?" if value is not None else f"{column} is null")
@@ -117,6 +118,9 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
     if limit is not None:
         sql += " limit ?"
         params.append(limit)
+    if offset:
+        sql += " offset ?"
+        params.append(offset)
     return sql, params
 
 

@@ -1,4 +1,5 @@
-"""The aiohttp application: routes translate HTTP to core calls and errors to one JSON shape."""
+"""The aiohttp application: routes translate HTTP to core calls and errors to one JSON shape; the
+lake's pages (datalake.browse) are served beside them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlencode
 
 from aiohttp import web
 from watchfiles import awatch
 
 from .. import __version__
+from ..browse.pages import TOKEN_COOKIE, add_pages
 from ..catalog.db import build_db
 from ..errors import AuthError, ConflictError, DatalakeError
 from ..jobs import JobStore
@@ -21,6 +24,7 @@ from .runner import JobRunner
 
 log = logging.getLogger("datalake.server")
 MAX_BODY = 1024 * 1024
+OPEN_PATHS = ("/health", "/login")  # answered without the token
 STEP_MS = 300  # uploads arriving closer together than this are one burst
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,16 +60,40 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def token_check(token: str | None) -> Any:
+    """Every request but /health and the sign-in page needs the token: as `Authorization: Bearer`,
+    or for reading pages as the cookie the sign-in page sets. A browser without it is sent there."""
+
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path != "/health":
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise AuthError("missing or wrong token: send `Authorization: Bearer <token>` "
-                                "(the client and CLI read it from DATALAKE_TOKEN or --token)")
+        if token and request.path not in OPEN_PATHS and not _carries(request, token):
+            if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+                raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+            raise AuthError("missing or wrong token: send `Authorization: Bearer <token>` "
+                            "(the client and CLI read it from DATALAKE_TOKEN or --token)")
         return await handler(request)
 
     return check
+
+
+def _carries(request: web.Request, token: str) -> bool:
+    """Whether the request holds the token: any request in its header, a read in the cookie."""
+    if hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
+        return True
+    return request.method in ("GET", "HEAD") and \
+        hmac.compare_digest(request.cookies.get(TOKEN_COOKIE, "").encode(), token.encode())
+
+
+def create_pages_app(base_path: str, token: str | None) -> web.Application:
+    """The lake's pages alone (`datalake browse`): reading only, no jobs."""
+    lake = Lake(base_path).require()
+    app = web.Application(middlewares=[errors_as_json, token_check(token)], client_max_size=MAX_BODY)
+    app.add_routes([web.get("/health", health)])
+    add_pages(app, lake.root, token)
+    return app
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
 
 
 def create_app(options: ServerOptions) -> web.Application:
@@ -78,10 +106,6 @@ def create_app(options: ServerOptions) -> web.Application:
     runner = JobRunner(store, {"process": process, "build": lambda _stop: build_db(lake)})
     app = web.Application(middlewares=[errors_as_json, token_check(options.token)], client_max_size=MAX_BODY)
     routes = web.RouteTableDef()
-
-    @routes.get("/health")
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
 
     @routes.get("/info")
     async def info(_: web.Request) -> web.Response:
@@ -129,7 +153,8 @@ def create_app(options: ServerOptions) -> web.Application:
         store.delete(job["job_id"])
         return web.json_response({"ok": True, "deleted": job["job_id"]})
 
-    app.add_routes(routes)
+    app.add_routes([*routes, web.get("/health", health)])
+    add_pages(app, lake.root, options.token)
     app.on_startup.append(lambda _: _recover(store, runner, lake))
     if options.watch:
         app.cleanup_ctx.append(_watcher(lake, runner, options.debounce_ms))

@@ -1,6 +1,6 @@
 {#- One row per partition (provider / dataset / task / variant). Rows, uploads and last upload
-    time come from part_files, distinct assets from the distinct (partition, hash) pairs of the
-    catalog (cheaper than count(distinct) inside the group by). Incremental: only the partitions
+    time come from part_files, distinct assets and their bytes from the distinct (partition, hash)
+    pairs of the catalog (cheaper than count(distinct) inside the group by). Incremental: only the partitions
     whose part files this build read or dropped are computed again. -#}
 {{ config(materialized='incremental', incremental_strategy='touched_keys', unique_key='partition_key',
           touched='touched_partitions') }}
@@ -13,7 +13,7 @@ with files as (
 ),
 
 assets as (
-    select provider, dataset, task, variant, count(*) as num_assets
+    select provider, dataset, task, variant, count(*) as num_assets, sum(stored.bytes)::bigint as bytes
     from (
         select distinct provider, dataset, task, variant, hash
         from {{ ref('catalog') }}
@@ -22,6 +22,7 @@ assets as (
         {%- endif %}
         where hash is not null
     )
+    left join {{ ref('assets') }} as stored using (hash)
     group by all
 )
 
@@ -33,6 +34,7 @@ select
     variant,
     sum(files.num_rows)::bigint as num_rows,
     coalesce(any_value(assets.num_assets), 0) as num_assets,
+    coalesce(any_value(assets.bytes), 0) as bytes,
     count(*) as num_uploads,
     max(files.last_upload_at)::timestamp as last_upload_at
 from files
