@@ -3,10 +3,14 @@ notes on stderr saying what was left out and how to see it, and downloads of not
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -147,3 +151,46 @@ def test_exporting_an_empty_collection_writes_nothing_and_fails(lake, tmp_path):
     assert "there are no rows to write" in result.stderr
     assert list(tmp_path.iterdir()) == []
     client.delete_collection("empty")
+
+
+def drawn_on_a_terminal(lake: Path, *args: str) -> str:
+    """What `datalake ARGS` draws on stderr when stderr is a pseudo-terminal of 100 columns."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {**os.environ, "DATALAKE_HOME": str(lake), "DATALAKE_USER": "erin", "TERM": "xterm"}
+    done = subprocess.run([sys.executable, "-m", "datalake", *args], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO once the other side is closed and all is read
+        while chunk := os.read(master, 65536):
+            drawn += chunk
+    os.close(master)
+    assert done.returncode == 0, drawn
+    return drawn.decode(errors="replace")
+
+
+def test_progress_bars_on_a_terminal_show_their_totals(tmp_path):
+    """Upload counts the source's rows, processing its rows and assets, `db update` dbt's nodes,
+    download and validation their rows and assets: each bar shows the total it moves towards."""
+    rows = 40
+    images = [{"bytes": image_bytes(1000 + i), "path": f"{i}.png"} for i in range(rows)]
+    pq.write_table(pa.table({"image": images, "label": [f"l{i}" for i in range(rows)]}), tmp_path / "d.parquet")
+    lake = tmp_path / "lake"
+    DatalakeClient(base_path=lake, create_dirs=True)
+    upload = drawn_on_a_terminal(lake, "upload", str(tmp_path / "d.parquet"), "-p", "test", "-d", "bars")
+    assert re.search(r"read parquet file .*\b0/40 \[", upload)
+    process = drawn_on_a_terminal(lake, "process", "start")
+    assert re.search(r"process: .*\b0/40 \[", process) and re.search(r"store assets: .*\b0/40 \[", process)
+    update = drawn_on_a_terminal(lake, "db", "update")
+    totals = {int(t) for t in re.findall(r"dbt: .*?\b\d+/(\d+) \[", update)}
+    assert len(totals) == 1 and totals.pop() >= 20  # models, snapshots and tests of the project
+    download = drawn_on_a_terminal(lake, "download", "-o", str(tmp_path / "out"))
+    assert re.search(r"export: .*\b0/40 \[", download)
+    validate = drawn_on_a_terminal(lake, "db", "validate")
+    assert re.search(r"validate: .*\b0/40 \[", validate)

@@ -4,23 +4,27 @@ Importing dbt and loading its adapter cost about 2 s; a process that builds more
 server, a notebook, a script) pays that once. dbt's process-wide state (working folder,
 environment, the database dbt-duckdb keeps open) stays out of the parent.
 
-Protocol, one JSON line each way: the parent writes {"args": [...], "env": {...}, "cwd": "..."}
-(dbt runs in folder `cwd`) to the child's stdin; the child answers {"error": null or "what went
-wrong"} on its stdout. Anything dbt prints goes to stderr. The child ends when its stdin closes,
-that is when its parent ends.
+Protocol, JSON lines: the parent writes {"args": [...], "env": {...}, "cwd": "..."} (dbt runs in
+folder `cwd`) to the child's stdin; the child writes {"done": n, "total": m} on its stdout as each
+of the m nodes (models, snapshots, tests) of the command finishes, then answers {"error": null or
+"what went wrong"}. The parent draws the nodes done as a progress bar (on a terminal). Anything
+dbt prints goes to stderr. The child ends when its stdin closes, that is when its parent ends.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any, Callable
 
 import datalake
+from datalake.progress import progress
 
 _PACKAGE_DIR = Path(datalake.__file__).resolve().parent
 # The dbt project (dbt_project.yml, models/, macros/, profiles/, …): an installed package holds it
@@ -28,8 +32,10 @@ _PACKAGE_DIR = Path(datalake.__file__).resolve().parent
 PROJECT_DIR = _PACKAGE_DIR / "project" if (_PACKAGE_DIR / "project").is_dir() else _PACKAGE_DIR.parent
 
 
-def run_command(args: list[str], env: dict[str, str], cwd: str) -> str | None:
+def run_command(args: list[str], env: dict[str, str], cwd: str,
+                node_done: Callable[[int, int], None] = lambda done, total: None) -> str | None:
     """Run one dbt command here, in folder `cwd`; None when it succeeded, else what went wrong.
+    `node_done(done, total)` is called as each node finishes, once dbt has said how many it runs.
 
     dbt-duckdb keeps its database open between commands; it is closed after each one, as a
     build's file is renamed next and a later build must not write through a handle to it.
@@ -39,8 +45,22 @@ def run_command(args: list[str], env: dict[str, str], cwd: str) -> str | None:
 
     os.environ.update(env)
     os.chdir(cwd)
-    try:
-        result = dbtRunner().invoke([*args, "--log-level", "none"])  # dbt's log file keeps everything
+    run: set[str] = set()  # the nodes executed (ephemeral models are compiled only)
+    counts = {"total": 0, "done": 0}  # the nodes the command runs (told as each starts), those finished
+
+    def on_event(event: Any) -> None:
+        """Count the nodes finished among those executed (ephemeral models finish without running)."""
+        name, data = event.info.name, event.data
+        if name == "LogStartLine":
+            counts["total"] = data.total
+        elif name == "NodeExecuting":
+            run.add(data.node_info.unique_id)
+        elif name == "NodeFinished" and data.node_info.unique_id in run and counts["total"]:
+            counts["done"] += 1
+            node_done(counts["done"], counts["total"])
+
+    try:  # dbt's log file keeps everything
+        result = dbtRunner(callbacks=[on_event]).invoke([*args, "--log-level", "none"])
     except Exception as exc:  # dbt raises for some start-up problems instead of reporting them
         return f"{type(exc).__name__}: {exc}"
     finally:
@@ -57,10 +77,19 @@ def serve() -> None:
     """The child's loop: answer each request line until stdin closes."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not mix with answers
+
+    lock = threading.Lock()  # dbt finishes nodes in several threads
+
+    def answer(message: dict[str, Any]) -> None:
+        with lock:
+            answers.write(json.dumps(message) + "\n")
+            answers.flush()
+
     for line in sys.stdin:
         request = json.loads(line)
-        answers.write(json.dumps({"error": run_command(request["args"], request["env"], request["cwd"])}) + "\n")
-        answers.flush()
+        error = run_command(request["args"], request["env"], request["cwd"],
+                            lambda done, total: answer({"done": done, "total": total}))
+        answer({"error": error})
 
 
 class DbtWorker:
@@ -78,7 +107,7 @@ class DbtWorker:
             try:
                 child.stdin.write(request)
                 child.stdin.flush()
-                answer = child.stdout.readline()
+                answer = cls._answer(child)
             except OSError:  # a broken pipe: the child is gone
                 answer = ""
             except BaseException:  # interrupted: an answer may still come, so this child is done
@@ -88,6 +117,17 @@ class DbtWorker:
                 cls._end(child)
                 return "the dbt process stopped unexpectedly (out of memory?); see logs/dbt.log"
             return json.loads(answer)["error"]
+
+    @staticmethod
+    def _answer(child: subprocess.Popen) -> str:
+        """The child's answer line ('' if it is gone), the nodes it reports done drawn as a bar meanwhile."""
+        with contextlib.ExitStack() as stack:
+            bar = None
+            while (line := child.stdout.readline()) and "done" in (message := json.loads(line)):
+                if bar is None:
+                    bar = stack.enter_context(progress(total=message["total"], desc="dbt", unit="node"))
+                bar.update(1)
+            return line
 
     @classmethod
     def _end(cls, child: subprocess.Popen) -> None:

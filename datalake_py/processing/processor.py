@@ -33,6 +33,7 @@ from ..progress import progress
 from ..sql import quote
 from .columns import register_columns
 
+ASSET_STEP = 1000  # assets named in the store between two updates of the progress bar
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
                  "source", "description")
 
@@ -108,19 +109,28 @@ class DatalakeProcessor:
     # -- claiming ------------------------------------------------------------------------------
 
     def _run_pass(self, stop: threading.Event, halt: threading.Event) -> list[dict[str, Any]]:
-        groups = self._candidates_by_partition()
+        groups, sizes = self._candidates_by_partition()
         if not groups:
             return []
-        total = sum(len(ids) for ids in groups.values())
-        with progress(total=total, desc="process", unit="upload") as bar, \
+        with progress(total=sum(rows for rows, _ in sizes.values()), desc="process", unit="row") as rows_bar, \
+                progress(total=sum(assets for _, assets in sizes.values()), desc="store assets", unit="asset",
+                         position=1) as assets_bar, \
                 ThreadPoolExecutor(max(1, min(self.num_proc, len(groups)))) as pool:
             def run_group(ids: list[str]) -> list[dict[str, Any]]:
                 done = []
                 for upload_id in ids:
                     if stop.is_set() or halt.is_set():
                         break
-                    summary = self._claim_and_process(upload_id)
-                    bar.update(1)
+                    stored = [0]  # the assets this upload has given names in the store so far
+
+                    def some_stored(count: int) -> None:
+                        stored[0] += count
+                        assets_bar.update(count)
+
+                    summary = self._claim_and_process(upload_id, some_stored)
+                    rows, assets = sizes[upload_id]
+                    assets_bar.update(max(0, assets - stored[0]))  # those the lake had already
+                    rows_bar.update(rows)
                     if summary:
                         done.append(summary)
                         if summary["status"] == "pending":
@@ -130,18 +140,24 @@ class DatalakeProcessor:
             results = list(pool.map(run_group, groups.values()))
         return [s for group in results for s in group]
 
-    def _candidates_by_partition(self) -> dict[str, list[str]]:
+    def _candidates_by_partition(self) -> tuple[dict[str, list[str]], dict[str, tuple[int, int]]]:
+        """The uploads to process, grouped by partition; and the rows and assets of each (the bars' totals)."""
         groups: dict[str, list[str]] = defaultdict(list)
+        sizes: dict[str, tuple[int, int]] = {}
         for stage in ("processing", "pending"):
             for folder in self.lake.stage(stage).iterdir():
                 with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-                    groups[str(manifest_partition(read_json(folder / MANIFEST_FILE)))].append(folder.name)
-        return {key: sorted(set(ids)) for key, ids in sorted(groups.items())}
+                    manifest = read_json(folder / MANIFEST_FILE)
+                    groups[str(manifest_partition(manifest))].append(folder.name)
+                    sizes[folder.name] = (manifest.get("num_rows") or 0, manifest.get("num_assets") or 0)
+        return {key: sorted(set(ids)) for key, ids in sorted(groups.items())}, sizes
 
     def _upload_lock(self, upload_id: str) -> Path:
         return self.lake.lock_path("upload", upload_id)
 
-    def _claim_and_process(self, upload_id: str) -> dict[str, Any] | None:
+    def _claim_and_process(self, upload_id: str, stored: Callable[[int], None]) -> dict[str, Any] | None:
+        """Land the upload unless another worker has it (then None); `stored(n)` is told of its assets
+        as they are named in the store."""
         lock = self._upload_lock(upload_id)
         with file_lock(lock, blocking=False) as held:
             if held is None:
@@ -152,18 +168,18 @@ class DatalakeProcessor:
                     self.lake.upload_dir("pending", upload_id).rename(folder)
                 except FileNotFoundError:
                     return None  # done by someone else meanwhile
-            summary = self._process_or_fail(upload_id, folder)
+            summary = self._process_or_fail(upload_id, folder, stored)
             if summary["status"] == "processed":
                 lock.unlink(missing_ok=True)
             return summary
 
-    def _process_or_fail(self, upload_id: str, folder: Path) -> dict[str, Any]:
+    def _process_or_fail(self, upload_id: str, folder: Path, stored: Callable[[int], None]) -> dict[str, Any]:
         """Land the upload; a disk problem sends it back to pending, any other failure parks it in
         failed/ with its reason."""
         doing = f"processing upload {upload_id}"
         try:
             with storage_errors(doing):
-                return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder, self._connect)}
+                return {"upload_id": upload_id, "status": "processed", **land_upload(self.lake, folder, self._connect, stored)}
         except StorageError as exc:
             return self._back_to_pending(upload_id, folder, exc)
         except Exception as exc:
@@ -236,12 +252,14 @@ def _partition_text(folder: Path) -> str | None:
     return None
 
 
-def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyConnection]) -> dict[str, Any]:
+def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyConnection],
+                stored: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Land one claimed upload: register its columns (the lake-wide rule), write its deduplicated
     rows and its ledger entries under temporary names while its assets are named in the store,
     then name the part (so no reader sees a row before its asset), then the ledger files.
     Everything that needs disk space is written before anything is named, so a full disk leaves
-    the catalog and the ledger as they were. `connect` gives a DuckDB connection for this upload."""
+    the catalog and the ledger as they were. `connect` gives a DuckDB connection for this upload;
+    `stored`, when given, is told how many assets have been named in the store, every few thousand."""
     manifest = read_json(folder / MANIFEST_FILE)
     upload_id = manifest["upload_id"]
     partition = manifest_partition(manifest)
@@ -258,7 +276,7 @@ def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyC
         register_columns(lake, schema, partition, upload_id, overwrite)
         existing = {} if overwrite else {part: pq.read_schema(part) for part in others}
         with ThreadPoolExecutor(1) as pool:  # the assets are named while the part is computed
-            published = pool.submit(publish_assets, lake, folder)
+            published = pool.submit(publish_assets, lake, folder, stored)
             with connect() as con:
                 counts = _select_rows(con, data, schema, existing)
                 if counts["rows_written"]:
@@ -320,15 +338,16 @@ def _write_rows(con: duckdb.DuckDBPyConnection, schema: pa.Schema, path: Path) -
             writer.write_batch(batch.cast(schema))
 
 
-def publish_assets(lake: Lake, folder: Path) -> tuple[int, int]:
+def publish_assets(lake: Lake, folder: Path, stored: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Give the new assets an upload wrote (in its new-assets/) their names in the store; how many
     are new to the store, and their bytes.
 
     A hard link claims a name only if it is free, so of two uploads carrying the same content,
     exactly one counts it as new. The upload's copies stay until it has landed, so a rerun after
     a crash counts alike: a name that already leads to the upload's own copy was claimed by it.
+    `stored`, when given, is told how many of the upload's new assets are done, ASSET_STEP at a time.
     """
-    new = new_bytes = 0
+    new = new_bytes = done = 0
     if not (folder / NEW_ASSETS).is_dir():  # an upload without assets, or naming them by hash
         return new, new_bytes
     store = str(lake.assets)
@@ -339,6 +358,11 @@ def publish_assets(lake: Lake, folder: Path) -> tuple[int, int]:
             if _claim_name(entry.path, final) or os.path.samefile(entry.path, final):
                 new += 1
                 new_bytes += entry.stat().st_size
+            done += 1
+            if stored and done % ASSET_STEP == 0:
+                stored(ASSET_STEP)
+    if stored and done % ASSET_STEP:
+        stored(done % ASSET_STEP)
     return new, new_bytes
 
 

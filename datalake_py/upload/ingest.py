@@ -256,7 +256,7 @@ def convert_source(lake: Lake, source: Source, request: UploadRequest, upload_id
     failed = True
     try:
         facts = pq.ParquetWriter(folder / ASSETS_FILE, ASSET_FACTS)
-        with progress(desc=f"read {source.description[:40]}", unit="row") as bar:
+        with progress(desc=f"read {source.description[:40]}", total=source.num_rows, unit="row") as bar:
             for pending in _started_batches(converter, source):
                 out = converter.finish(pending)
                 if converter.problems.count == 0:
