@@ -6,7 +6,7 @@ DEMO_LAKE ?= demo-lake
 PORT ?= 8091
 SERVER ?=
 
-.PHONY: install demo serve test wheel-flow bench clean
+.PHONY: install browser demo serve test wheel-flow bench clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The page tests drive the distribution's headless Chromium (Selenium downloads nothing).
+CHROMEDRIVER ?= /usr/bin/chromedriver
+APT_CHROMIUM := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+
+browser:
+	@if [ ! -x $(CHROMEDRIVER) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sh -c '$(APT_CHROMIUM)'; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo -n sh -c '$(APT_CHROMIUM)'; \
+	  else echo "The page tests need Chromium and its driver ($(CHROMEDRIVER)); install them as root: $(APT_CHROMIUM)" >&2; exit 1; fi; \
+	fi
+
 demo: install
 	$(PY) scripts/demo.py --lake $(DEMO_LAKE) $(if $(SERVER),--server $(SERVER))
 
@@ -23,7 +34,7 @@ serve: install
 	$(VENV)/bin/datalake init $(DEMO_LAKE)
 	$(VENV)/bin/datalake-server --base-path $(DEMO_LAKE) --port $(PORT) --watch
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 wheel-flow:  # build a wheel, install it into a fresh venv outside the repository, run a user's session

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -47,3 +49,23 @@ def lake_listing(lake: Path) -> list[str]:
     """Every file and folder of a lake but its lock files: what a refused or killed upload must not change."""
     return sorted(str(p.relative_to(lake)) + ("/" if p.is_dir() else "") for p in lake.rglob("*")
                   if p.relative_to(lake).parts[0] != "locks")
+
+
+RECEIPTS = {"column": "label", "text": "영수증", "json_path": "$.elements[*].text"}  # the demo's collection v1
+TOTALS = {"column": "label", "text": "합계", "json_path": "$.elements[*].text"}  # its version v2
+
+
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory) -> Path:
+    """The lake `make demo` makes (scripts/demo.py: 24 document images, OCR labels with boxes, a
+    download, collection demo_receipts v1 of the rows mentioning 영수증), plus demo_receipts v2 of
+    the rows mentioning 합계, built. Shared by the page tests, which only read it."""
+    lake = tmp_path_factory.mktemp("demo") / "lake"
+    demo = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
+    made = subprocess.run([sys.executable, str(demo), "--lake", str(lake)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stdout + made.stderr
+    client = DatalakeClient(user_id="demo", base_path=lake)
+    client.import_collection(client.search(tasks=["ocr"], text_search=TOTALS), name="demo_receipts",
+                             description="OCR rows mentioning 합계")
+    client.build_db()
+    return lake
