@@ -42,6 +42,35 @@ def run(lake: Path, *args: str):
     return CliRunner().invoke(app, ["--base-path", str(lake), *args])
 
 
+def on_a_terminal(args: list[str], stream: str, columns: int, env: dict | None = None):
+    """Run `datalake ARGS` with its `stream` (stdout or stderr) on a pseudo-terminal `columns`
+    wide: the finished process (the other stream captured) and what the terminal received."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: slave}
+    done = subprocess.run([sys.executable, "-m", "datalake", *args], stdin=subprocess.DEVNULL, env=env, **streams)
+    os.close(slave)
+    received = b""
+    with contextlib.suppress(OSError):  # EIO once the other side is closed and all is read
+        while chunk := os.read(master, 65536):
+            received += chunk
+    os.close(master)
+    return done, received.decode(errors="replace")
+
+
+def drawn_on_a_terminal(lake: Path, *args: str) -> str:
+    """What `datalake ARGS` draws on stderr when stderr is a terminal of 100 columns."""
+    env = {**os.environ, "DATALAKE_HOME": str(lake), "DATALAKE_USER": "erin", "TERM": "xterm"}
+    done, drawn = on_a_terminal(list(args), "stderr", 100, env)
+    assert done.returncode == 0, drawn
+    return drawn
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> Path:
     """A built lake of ROWS OCR rows whose labels hold markup, escape sequences, newlines, Korean
@@ -78,6 +107,16 @@ def test_a_search_table_fits_120_columns_with_partition_short_hash_label_and_met
     assert "showing 100 of 130 matches; use --limit N (or --limit 0 for all)" in result.stderr
     assert "--format json or csv shows them in full" in result.stderr
     assert re.search(r"not shown: .*caption.*_file.*; choose columns with --columns", result.stderr)
+
+
+def test_a_search_table_fits_a_narrower_terminal(lake):
+    """On a terminal (stdout a pseudo-terminal of 80 columns) the table fits its width."""
+    done, shown = on_a_terminal(["--base-path", str(lake), "search", "--limit", "20"], "stdout", 80)
+    assert done.returncode == 0, done.stderr
+    lines = shown.splitlines()
+    assert len(lines) == 21 and lines[0].startswith("partition") and max(map(columns_wide, lines)) <= 80
+    assert max(map(columns_wide, lines)) > 70  # the label takes the room there is
+    assert "cut with … to fit 80 characters" in done.stderr.decode()
 
 
 def test_limit_zero_shows_every_match_and_no_truncation_note(lake):
@@ -151,28 +190,6 @@ def test_exporting_an_empty_collection_writes_nothing_and_fails(lake, tmp_path):
     assert "there are no rows to write" in result.stderr
     assert list(tmp_path.iterdir()) == []
     client.delete_collection("empty")
-
-
-def drawn_on_a_terminal(lake: Path, *args: str) -> str:
-    """What `datalake ARGS` draws on stderr when stderr is a pseudo-terminal of 100 columns."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = {**os.environ, "DATALAKE_HOME": str(lake), "DATALAKE_USER": "erin", "TERM": "xterm"}
-    done = subprocess.run([sys.executable, "-m", "datalake", *args], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=slave, env=env)
-    os.close(slave)
-    drawn = b""
-    with contextlib.suppress(OSError):  # EIO once the other side is closed and all is read
-        while chunk := os.read(master, 65536):
-            drawn += chunk
-    os.close(master)
-    assert done.returncode == 0, drawn
-    return drawn.decode(errors="replace")
 
 
 def test_progress_bars_on_a_terminal_show_their_totals(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -23,7 +24,7 @@ FORMATS = ("table", "json", "csv")
 PARTITION = "partition"  # a search table's column: provider/dataset/task/variant
 LABEL = "label"  # the column a search table previews
 SHORT_HASH = 12  # hex digits of the hash a search table shows
-META_WIDTH = 24  # a data column whose values are all this short (and on one line) reads as meta, not label
+META_WIDTH = 24  # a data column whose values are all this short reads as meta (lang, src), not as a label
 HIDDEN = LAKE_COLUMNS + READER_COLUMNS  # left out of a search table unless chosen with --columns
 
 
@@ -66,8 +67,9 @@ def _print_table(frame: "pd.DataFrame", short_hash: bool) -> None:
 def _search_view(rows: "pd.DataFrame", columns: Optional[str]) -> tuple["pd.DataFrame", list[str]]:
     """The columns a search shows (`partition` joins the partition's levels): those of `--columns
     a,b,c`, else the partition, hash, label and meta columns; and the columns left out."""
-    rows = rows.assign(**{PARTITION: rows[list(PARTITION_COLUMNS)].astype(str).agg("/".join, axis=1)
-                          if len(rows) else ""})
+    if PARTITION not in rows.columns:  # a column of that name the data brought is shown as it is
+        levels = [rows[c].astype(str) for c in PARTITION_COLUMNS]
+        rows = rows.assign(**{PARTITION: functools.reduce(lambda a, b: a + "/" + b, levels)})
     if columns is not None:
         chosen = [c.strip() for c in columns.split(",") if c.strip()]
         unknown = [c for c in chosen if c not in rows.columns]
