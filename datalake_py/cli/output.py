@@ -82,7 +82,7 @@ def _fitted(natural: list[int], room: int) -> list[int]:
     largest that fits; the columns cut to it share what is left over."""
     if sum(natural) <= room:
         return natural
-    cap = max(MIN_WIDTH, 1)
+    cap = MIN_WIDTH
     while sum(min(w, cap + 1) for w in natural) <= room:
         cap += 1
     widths = [min(w, cap) for w in natural]
