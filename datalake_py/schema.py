@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import duckdb
 import yaml
 
 from .errors import ConfigError, ConflictError, NotFoundError, ValidationError
@@ -188,6 +187,8 @@ def _json_path(value: Any, path: Path, where: str) -> str:
     """`value` if it is a JSON path DuckDB reads (the search's `json_path` syntax), else ConfigError."""
     if not isinstance(value, str) or not value.startswith("$"):
         raise _problem(path, where, f"must be a JSON path starting with '$', e.g. $.elements[*].bbox (got {value!r})")
+    import duckdb  # here: the rules are read by commands (`datalake --help`, `config`) that do without DuckDB
+
     with duckdb.connect() as con:
         try:
             con.execute("select json_extract('{}'::json, ?)", [value])
