@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from selenium import webdriver
@@ -148,7 +148,7 @@ def test_the_readme_screenshot_of_the_demo_lake_gallery(browser, pages, tmp_path
 
 
 def test_a_sample_draws_each_box_of_its_label_over_its_image(browser, pages, demo_lake, tmp_path):
-    browser.get(pages + "/gallery?task=ocr&per_page=1")
+    browser.get(pages + "/gallery?" + urlencode({"task": "ocr", **RECEIPTS, "per_page": 1}))  # a row of v1
     browser.find_element(By.CSS_SELECTOR, "div.tile a").click()
     row_id = browser.current_url.rsplit("/rows/", 1)[1]
     row = next(r for r in ocr_rows(demo_lake) if r["row_id"] == row_id)
@@ -165,6 +165,11 @@ def test_a_sample_draws_each_box_of_its_label_over_its_image(browser, pages, dem
     assert texts(browser, "svg#boxes text") == [e["text"] for e in elements]
     assert json.loads(browser.find_element(By.ID, "label").text) == json.loads(row["label"])
     assert "demo" in browser.find_element(By.ID, "lineage").text
+    assert texts(browser, "ul#shared li a") == ["huggingface/demo_docs/raw/image"]  # the same image, uploaded raw
+    words = [e["text"] for e in elements]
+    assert texts(browser, "ul#held-by li a") == [f"demo_receipts {version}" for version, search in
+                                                 (("v1", RECEIPTS), ("v2", TOTALS)) if search["text"] in words]
+    assert "demo_receipts v1" in texts(browser, "ul#held-by li a")
     browser.save_screenshot(str(tmp_path / "sample.png"))
 
 
