@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
