@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
-from ..catalog.validation import MissingAsset, UnsafeAsset, asset_file, open_nofollow
+from ..catalog.validation import MissingAsset, StoreFiles, UnsafeAsset
 from ..client import DatalakeClient
 from ..errors import DatalakeError, NotFoundError, ValidationError
 from ..lake import LAKE_COLUMNS, asset_relpath, check_hash
@@ -77,8 +77,8 @@ templates.filters.update(preview=_preview, pretty=_pretty, size=_size, is_image=
                          num=lambda n: f"{int(n or 0):,}", asset_name=lambda p: str(p).rsplit("/", 1)[-1])
 
 
-def _render(name: str, status: int = 200, **values: Any) -> web.Response:
-    response = web.Response(text=templates.get_template(name).render(**values), status=status,
+def _render(template: str, status: int = 200, **values: Any) -> web.Response:
+    response = web.Response(text=templates.get_template(template).render(**values), status=status,
                             content_type="text/html")
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     return response
@@ -198,7 +198,8 @@ class Pages:
         digest, ext = _asset_name(request.match_info["name"])
         made = await self._read(thumbnail, self.lake, digest, asset_relpath(digest, ext))
         if made is None:
-            raise NotFoundError(f"no thumbnail for {digest}.{ext}: not an image this lake can read")
+            raise NotFoundError(f"no thumbnail for {digest}.{ext}: it is not in the store, or not an image "
+                                "this lake can read (`datalake db validate` checks the store)")
         return web.Response(body=made.read_bytes(), content_type="image/jpeg",
                             headers={"Cache-Control": "private, max-age=86400, immutable"})
 
@@ -223,14 +224,13 @@ def _asset_name(name: str) -> tuple[str, str]:
 
 
 def _read_asset(lake: Any, digest: str, relpath: str) -> bytes:
-    path = asset_file(lake, digest, relpath)
+    """An asset's bytes, reached as validation reaches them: never through a link, of the file or its folder."""
     try:
-        if path is None:
-            raise MissingAsset(relpath)
-        with open_nofollow(path) as f:
-            return f.read()
+        _, source = StoreFiles(lake).open(digest, relpath)
     except (MissingAsset, UnsafeAsset):
         raise NotFoundError(f"no asset {digest} in the store") from None
+    with source:
+        return source.read()
 
 
 def _form(query: Any) -> dict[str, Any]:
