@@ -223,7 +223,8 @@ def test_what_is_missing_is_a_404_page_naming_it(pages):
     asset, thumbnail = (fetch(f"{pages}/{kind}/{unknown}.png") for kind in ("assets", "thumbnails"))
     assert (asset.status, asset.json()["error"]) == (404, f"no asset {unknown} in the store")
     assert (thumbnail.status, thumbnail.json()["error"]) == (
-        404, f"no thumbnail for {unknown}.png: not an image this lake can read")
+        404, f"no thumbnail for {unknown}.png: it is not in the store, or not an image this lake can read "
+             "(`datalake db validate` checks the store)")
 
 
 def test_bad_input_is_a_400_page_naming_it(pages):
