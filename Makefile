@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The page tests drive the distribution's headless Chromium (Selenium downloads nothing).
 CHROMEDRIVER ?= /usr/bin/chromedriver
-APT_CHROMIUM := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+APT_CHROMIUM := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 
 browser:
 	@if [ ! -x $(CHROMEDRIVER) ]; then \

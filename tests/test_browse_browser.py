@@ -90,8 +90,9 @@ def ocr_rows(lake: Path, mentioning: str | None = None) -> list[dict]:
 
 
 def caption(label: str) -> str:
-    """A label as a tile's caption shows it: its first 80 characters."""
-    return label if len(label) <= 80 else label[:79] + "…"
+    """A demo label as a tile's caption shows it: its words, cut at 80 characters."""
+    words = " · ".join(e["text"] for e in json.loads(label)["elements"])
+    return words if len(words) <= 80 else words[:79] + "…"
 
 
 def test_the_overview_counts_the_rows_of_each_partition(browser, pages, demo_lake, tmp_path):

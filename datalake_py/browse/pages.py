@@ -11,8 +11,9 @@ import json
 import mimetypes
 import re
 from functools import partial, wraps
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
 import jinja2
@@ -21,7 +22,7 @@ from aiohttp import web
 from ..catalog.validation import MissingAsset, StoreFiles, UnsafeAsset
 from ..client import DatalakeClient
 from ..errors import DatalakeError, NotFoundError, ValidationError
-from ..lake import LAKE_COLUMNS, asset_relpath, check_hash
+from ..lake import asset_relpath, check_hash
 from ..schema import load_schema
 from ..upload.assets import IMAGE_EXTS
 from . import queries
@@ -42,22 +43,46 @@ templates = jinja2.Environment(loader=jinja2.PackageLoader("datalake.browse", "t
 
 
 def _preview(value: Any, width: int = PREVIEW) -> str:
-    """A label on one line: the text of its JSON when it is JSON, whitespace collapsed, cut at `width`."""
+    """A label on one line: the texts its JSON holds (an OCR label's words, an answer) joined by
+    ` · `, or the label itself when it holds none; whitespace collapsed, cut at `width`."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    parsed = _parsed(value)
+    texts = list(islice(_texts(parsed), width)) if isinstance(parsed, (dict, list)) else []
+    text = " · ".join(texts) if texts else value if isinstance(value, str) else json.dumps(value, default=str)
     text = " ".join(text.split())
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _parsed(value: Any) -> Any:
+    """A label's JSON when it is JSON text, else the value as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """The non-empty strings a JSON value holds, in order (keys left out)."""
+    if isinstance(node, str):
+        if node.strip():
+            yield node
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from _texts(item)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
+
+
 def _pretty(value: Any) -> str:
-    """A label as indented JSON when it parses as JSON, else as it is."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return value
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    """A label as indented JSON when it is JSON, else as it is."""
+    parsed = _parsed(value)
+    if isinstance(parsed, str):
+        return parsed
+    return json.dumps(parsed, ensure_ascii=False, indent=2, default=str)
 
 
 def _size(num: Any) -> str:
@@ -108,10 +133,9 @@ def gallery_filters(query: Any) -> dict[str, Any]:
                 raise ValidationError(f"meta {pair!r} must be FIELD=value, e.g. lang=ko")
             meta[field.strip()] = value.strip()
     filters["meta"] = meta or None
-    text = query.get("text", "").strip()
-    filters["text_search"] = {"column": query.get("column", "").strip() or "label", "text": text,
-                              **({"json_path": query["json_path"].strip()} if query.get("json_path", "").strip() else {})} \
-        if text else None
+    text, column, path = (query.get(key, "").strip() for key in ("text", "column", "json_path"))
+    filters["text_search"] = None if not text else \
+        {"column": column or "label", "text": text, **({"json_path": path} if path else {})}
     return filters
 
 
@@ -156,8 +180,7 @@ class Pages:
         query = request.query
         per_page = _number(query, "per_page", PER_PAGE, MAX_PER_PAGE)
         page = _number(query, "page", 1, 10 ** 9)
-        found = await self._read(lambda: queries.gallery(self.client, gallery_filters(query), page, per_page))
-        rows, total = found
+        rows, total = await self._read(lambda: queries.gallery(self.client, gallery_filters(query), page, per_page))
         pages = max(1, -(-total // per_page))
         return _render("gallery.html", rows=rows, total=total, page=page, pages=pages, per_page=per_page,
                        form=_form(query), link=partial(_page_link, query))
@@ -168,8 +191,7 @@ class Pages:
         row = found["row"]
         rule = load_schema(self.lake).tasks.get(row["task"])
         shapes = find_shapes(row.get("label"), rule.boxes if rule else None) if _is_image(row.get("path")) else []
-        user_columns = {k: v for k, v in row.items() if k not in LAKE_COLUMNS}
-        return _render("sample.html", shapes=shapes, user_columns=user_columns, **found)
+        return _render("sample.html", shapes=shapes, **found)
 
     @_page
     async def collections(self, request: web.Request) -> web.Response:
@@ -213,7 +235,6 @@ class Pages:
         if not kind:
             headers["Content-Disposition"] = f'attachment; filename="{digest}.{ext}"'
         return web.Response(body=body, content_type=kind or "application/octet-stream", headers=headers)
-
 
 
 def _asset_name(name: str) -> tuple[str, str]:
