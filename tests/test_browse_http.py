@@ -190,6 +190,8 @@ def test_every_page_answers_with_what_it_shows(pages, rows):
     assert "6 matching rows, showing 5–6" in page(f"{pages}/gallery?{receipts}").text
     assert "48 rows" in page(f"{pages}/").text
     assert "48 matching rows, showing 1–48" in page(f"{pages}/gallery").text
+    raw = page(f"{pages}/gallery?task=raw").text  # rows with no label at all: the search leaves the column out
+    assert "24 matching rows, showing 1–24" in raw and raw.count('src="/thumbnails/') == 24
     assert rows[0]["row_id"] in page(f"{pages}/rows/{rows[0]['row_id']}").text
     assert "demo_receipts" in page(f"{pages}/collections").text
     assert "OCR rows mentioning 합계" in page(f"{pages}/collections/demo_receipts/v2?per_page=1&page=2").text
