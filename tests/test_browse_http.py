@@ -190,8 +190,8 @@ def test_every_page_answers_with_what_it_shows(pages, rows):
     assert "6 matching rows, showing 5–6" in page(f"{pages}/gallery?{receipts}").text
     assert "48 rows" in page(f"{pages}/").text
     assert "48 matching rows, showing 1–48" in page(f"{pages}/gallery").text
-    raw = page(f"{pages}/gallery?task=raw").text  # rows with no label at all: the search leaves the column out
-    assert "24 matching rows, showing 1–24" in raw and raw.count('src="/thumbnails/') == 24
+    raw = f"{pages}/gallery?task=raw"  # rows with no label at all: the search leaves the column out
+    assert "24 matching rows, showing 1–24" in page(raw).text and fetch(raw).text.count('src="/thumbnails/') == 24
     assert rows[0]["row_id"] in page(f"{pages}/rows/{rows[0]['row_id']}").text
     assert "demo_receipts" in page(f"{pages}/collections").text
     assert "OCR rows mentioning 합계" in page(f"{pages}/collections/demo_receipts/v2?per_page=1&page=2").text
@@ -460,3 +460,23 @@ def test_client_browse_shows_as_its_url_and_stop_frees_the_port(client):
         assert "48 rows" in page(repr(again)).text
     finally:
         again.stop()
+
+
+def test_a_lake_of_raw_images_without_labels_browses_like_any_other(tmp_path):
+    """No upload brought a label: the catalog has no such column, and every page still answers."""
+    client = DatalakeClient(user_id="alice", base_path=tmp_path / "plain", create_dirs=True)
+    client.upload_raw(pd.DataFrame({"image": [image_bytes(1), image_bytes(2)]}), provider="test", dataset="plain")
+    process(client)
+    client.build_db()
+    rows = client.search()
+    assert "label" not in client.sql("select * from catalog").columns
+    client.import_collection(rows, name="plain_set")
+    client.build_db()
+    pages = client.browse()
+    try:
+        assert "2 matching rows, showing 1–2" in page(f"{pages.url}gallery").text
+        members = f"{pages.url}collections/plain_set/v1"
+        assert "plain_set v1" in page(members).text and fetch(members).text.count('src="/thumbnails/') == 2
+        assert "plain_set" in page(f"{pages.url}rows/{rows['row_id'][0]}").text
+    finally:
+        pages.stop()

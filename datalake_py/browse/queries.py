@@ -80,9 +80,11 @@ def collection(client: DatalakeClient, name: str, version: str, page: int, per_p
     if not found:
         raise NotFoundError(f"no collection version {name} {version} in the database "
                             "(`datalake collections list`; `datalake db update` after a new version)")
+    labelled = client.sql("select count(*) as n from information_schema.columns where table_schema = 'main' "
+                          "and table_name = 'catalog' and column_name = 'label'")["n"][0]
     members = records(client.sql(
         "select members.member_index, members.row_id, members.provider, members.dataset, members.task, "
-        "members.variant, members.hash, members.path, members.in_catalog, catalog.label "
+        f"members.variant, members.hash, members.path, members.in_catalog{', catalog.label' if labelled else ''} "
         "from collection_members as members left join catalog using (row_id) "
         "where members.name = ? and members.version = ? order by members.member_index limit ? offset ?",
         [name, version, per_page, (page - 1) * per_page]))
