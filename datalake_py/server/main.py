@@ -51,7 +51,7 @@ def serve(
     watch: bool = typer.Option(False, "--watch", help="Process new uploads automatically."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
-    """Serve processing jobs for a lake over HTTP (JSON)."""
+    """Serve processing and build jobs for a lake over HTTP (JSON), and the lake's pages at /."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = config.resolve(base_path=str(base_path) if base_path else None, num_proc=num_proc)
