@@ -246,6 +246,10 @@ def test_the_api_answers_json(server):
     assert info.status == 200 and info.json()["auth"] is True
     unknown = fetch(f"{server.url}/no-such-route", headers={"Authorization": f"Bearer {TOKEN}"})
     assert (unknown.status, unknown.json()["error"]) == (404, "Not Found")
+    browsing = fetch(f"{server.url}/no-such-route", headers={"Authorization": f"Bearer {TOKEN}",
+                                                               "Accept": "text/html,*/*;q=0.8"})
+    assert browsing.status == 404 and browsing.headers["Content-Type"].startswith("text/html")
+    assert Page(browsing.text).error() == "Not Found"
 
 
 # -- user values are text ------------------------------------------------------------------------

@@ -109,6 +109,11 @@ def _render(template: str, status: int = 200, **values: Any) -> web.Response:
     return response
 
 
+def error_page(status: int, message: str) -> web.Response:
+    """A page saying what went wrong and what to do."""
+    return _render("error.html", status=status, message=message)
+
+
 def _number(query: Any, key: str, default: int, most: int) -> int:
     """A whole number from the query string, at least 1 and at most `most`."""
     try:
@@ -147,7 +152,7 @@ def _page(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await handler(self, request)
         except DatalakeError as exc:
-            return _render("error.html", status=exc.status, message=str(exc))
+            return error_page(exc.status, str(exc))
 
     return page
 

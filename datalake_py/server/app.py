@@ -14,7 +14,7 @@ from aiohttp import web
 from watchfiles import awatch
 
 from .. import __version__
-from ..browse.pages import TOKEN_COOKIE, add_pages
+from ..browse.pages import TOKEN_COOKIE, add_pages, error_page
 from ..catalog.db import build_db
 from ..errors import AuthError, ConflictError, DatalakeError
 from ..jobs import JobStore
@@ -38,25 +38,33 @@ class ServerOptions:
     debounce_ms: int = 1000
 
 
-def error_response(status: int, message: str, kind: str) -> web.Response:
+def error_response(request: web.Request, status: int, message: str, kind: str) -> web.Response:
+    """The error as JSON, or as a page for a browser (an unknown address, say)."""
+    if _from_a_browser(request):
+        return error_page(status, message)
     return web.json_response({"ok": False, "error": message, "status": status, "type": kind}, status=status)
 
 
+def _from_a_browser(request: web.Request) -> bool:
+    """Whether a person's browser asks: a read that accepts HTML (API clients ask for JSON)."""
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+
+
 @web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def error_answers(request: web.Request, handler: Handler) -> web.StreamResponse:
     if (request.content_length or 0) > MAX_BODY:
-        return error_response(413, f"request body over {MAX_BODY} bytes", "DatalakeError")
+        return error_response(request, 413, f"request body over {MAX_BODY} bytes", "DatalakeError")
     try:
         return await handler(request)
     except DatalakeError as exc:
-        return error_response(exc.status, str(exc), type(exc).__name__)
+        return error_response(request, exc.status, str(exc), type(exc).__name__)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason, "DatalakeError")
+        return error_response(request, exc.status, exc.reason, "DatalakeError")
     except Exception as exc:  # a bug: say so without leaking internals
         log.exception("request failed")
-        return error_response(500, f"internal error: {type(exc).__name__}", "DatalakeError")
+        return error_response(request, 500, f"internal error: {type(exc).__name__}", "DatalakeError")
 
 
 def token_check(token: str | None) -> Any:
@@ -66,7 +74,7 @@ def token_check(token: str | None) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if token and request.path not in OPEN_PATHS and not _carries(request, token):
-            if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+            if _from_a_browser(request):
                 raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
             raise AuthError("missing or wrong token: send `Authorization: Bearer <token>` "
                             "(the client and CLI read it from DATALAKE_TOKEN or --token)")
@@ -86,7 +94,7 @@ def _carries(request: web.Request, token: str) -> bool:
 def create_pages_app(base_path: str, token: str | None) -> web.Application:
     """The lake's pages alone (`datalake browse`): reading only, no jobs."""
     lake = Lake(base_path).require()
-    app = web.Application(middlewares=[errors_as_json, token_check(token)], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_answers, token_check(token)], client_max_size=MAX_BODY)
     app.add_routes([web.get("/health", health)])
     add_pages(app, lake.root, token)
     return app
@@ -104,7 +112,7 @@ def create_app(options: ServerOptions) -> web.Application:
         return DatalakeProcessor(lake.root, options.num_proc).process_all_pending(stop)
 
     runner = JobRunner(store, {"process": process, "build": lambda _stop: build_db(lake)})
-    app = web.Application(middlewares=[errors_as_json, token_check(options.token)], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_answers, token_check(options.token)], client_max_size=MAX_BODY)
     routes = web.RouteTableDef()
 
     @routes.get("/info")
