@@ -35,7 +35,8 @@ from pathlib import Path
 
 wheel, src = sys.argv[1], Path(sys.argv[2])
 shipped = {name for name in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in name}
-expected = {f"datalake/{p.relative_to(src / 'datalake_py')}" for p in (src / "datalake_py").rglob("*.py")}
+package = [*(src / "datalake_py").rglob("*.py"), *(src / "datalake_py" / "browse" / "templates").glob("*.html")]
+expected = {f"datalake/{p.relative_to(src / 'datalake_py')}" for p in package}
 project = [src / "dbt_project.yml", src / "profiles" / "profiles.yml"]
 for folder in ("models", "macros", "data-tests", "seeds", "snapshots"):
     project += [p for p in (src / folder).rglob("*") if p.is_file()]
@@ -106,7 +107,7 @@ step "docs"
 datalake docs generate
 test -s lake/db/dbt-target/index.html
 
-step "the server on 127.0.0.1, processing an upload"
+step "the server on 127.0.0.1: its pages, and processing an upload"
 port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 datalake-server --base-path lake --port "$port" > server.log 2>&1 &
 server_pid=$!
@@ -124,6 +125,14 @@ for _ in range(300):
         time.sleep(0.1)
 else:
     sys.exit(f"the server did not answer /health:\n{open('server.log').read()}")
+EOF
+python - "$port" <<'EOF'
+import sys
+import urllib.request
+
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/gallery?task=ocr", timeout=10) as answer:
+    page = answer.read().decode()
+assert "<strong>3</strong> matching rows" in page and page.count('src="/thumbnails/') == 3, page[-2000:]
 EOF
 datalake upload later.parquet --provider huggingface --dataset coco_2017
 datalake process start --server "http://127.0.0.1:$port" --wait
