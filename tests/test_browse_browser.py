@@ -14,6 +14,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import RECEIPTS, TOTALS, catalog_rows
@@ -58,6 +60,13 @@ def server(demo_lake: Path) -> Server:
     served = Server(demo_lake, env={"DATALAKE_TOKEN": TOKEN})
     yield served
     served.stop()
+
+
+def follow(driver: WebDriver, element: WebElement) -> None:
+    """Click a link or a form's button and wait until the page it leads to has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(page))
 
 
 def texts(driver: WebDriver, css: str) -> list[str]:
@@ -105,7 +114,7 @@ def test_the_overview_counts_the_rows_of_each_partition(browser, pages, demo_lak
     assert cells(browser, "table#partitions tr.group") == [["huggingface 48 rows"]]
     browser.save_screenshot(str(tmp_path / "overview.png"))
 
-    browser.find_element(By.LINK_TEXT, "ocr / base_ocr").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "ocr / base_ocr"))
     assert browser.find_element(By.ID, "matches").text.startswith("24 matching rows")
 
 
@@ -115,8 +124,8 @@ def test_a_filtered_gallery_shows_the_matching_thumbnails_and_captions(browser, 
     for name, value in (("task", "ocr"), ("meta", "lang=ko"), ("text", RECEIPTS["text"]),
                         ("json_path", RECEIPTS["json_path"])):
         form.find_element(By.NAME, name).send_keys(value)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, WAIT).until(lambda d: "text=" in d.current_url)
+    follow(browser, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert "text=" in browser.current_url
 
     expected = ocr_rows(demo_lake, RECEIPTS["text"])
     assert len(expected) == 6
@@ -150,7 +159,7 @@ def test_the_readme_screenshot_of_the_demo_lake_gallery(browser, pages, tmp_path
 
 def test_a_sample_draws_each_box_of_its_label_over_its_image(browser, pages, demo_lake, tmp_path):
     browser.get(pages + "/gallery?" + urlencode({"task": "ocr", **RECEIPTS, "per_page": 1}))  # a row of v1
-    browser.find_element(By.CSS_SELECTOR, "div.tile a").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "div.tile a"))
     row_id = browser.current_url.rsplit("/rows/", 1)[1]
     row = next(r for r in ocr_rows(demo_lake) if r["row_id"] == row_id)
     elements = json.loads(row["label"])["elements"]
@@ -183,8 +192,8 @@ def test_a_collection_diff_counts_the_members_added_and_removed(browser, pages, 
     browser.get(pages + "/collections")
     assert [line.split(" ")[:3] for line in texts(browser, "table#collections tbody tr")] == [
         ["demo_receipts", "(latest)", "v2"], ["demo_receipts", "v1", "6"]]
-    browser.find_element(By.LINK_TEXT, "v2").click()
-    browser.find_element(By.LINK_TEXT, "v1").click()  # "Compare with: v1"
+    follow(browser, browser.find_element(By.LINK_TEXT, "v2"))
+    follow(browser, browser.find_element(By.LINK_TEXT, "v1"))  # "Compare with: v1"
     assert urlsplit(browser.current_url).path == "/collections/demo_receipts/diff/v1/v2"
     assert browser.find_element(By.ID, "diff-summary").text == f"{len(added)} added, {len(removed)} removed."
     shown = {change: {row.find_element(By.CSS_SELECTOR, "a").text for row in
@@ -201,7 +210,7 @@ def test_signing_in_with_the_servers_token_reaches_the_page_asked_for(browser, s
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
 
     browser.find_element(By.NAME, "token").send_keys("not-the-token")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     assert browser.find_element(By.ID, "error").text == "That token is not the server's token."
     assert urlsplit(browser.current_url).path == "/login"
     assert browser.get_cookies() == []
