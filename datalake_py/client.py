@@ -14,6 +14,7 @@ import pandas as pd
 from . import config, export
 from .catalog import db, search, validation
 from .collections import CollectionManager
+from .curation.index import index_fingerprints
 from .errors import ERRORS_BY_NAME, DatalakeError
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
@@ -86,6 +87,15 @@ class DatalakeClient:
             return self.server.request("POST", "/process")["job_id"]
         job = self.jobs.create("process")
         return self.jobs.run(job, self.processor.process_all_pending)["job_id"]
+
+    def index_fingerprints(self) -> dict[str, Any]:
+        """Compute a perceptual fingerprint for every image asset that lacks one (after processing,
+        never during an upload; on the server if one is set, as its `index` job); counts:
+        to_index, fingerprinted, not_images, missing, parts. The next `build_db()` brings them
+        into the `asset_fingerprints` mart."""
+        if self.server:
+            return self.wait_for_job_completion(self.server.request("POST", "/index")["job_id"])
+        return index_fingerprints(self.lake, self.num_proc)
 
     def get_job_status(self, job_id: str) -> dict[str, Any]:
         """The job record: job_id, kind, status (running | completed | failed), times, result, error."""

@@ -110,6 +110,7 @@ class Lake:
         self.upload_ledger = self.ledger / "uploads"  # <upload_id>.parquet: one row per processed upload
         self.asset_ledger = self.ledger / "assets"  # <upload_id>.parquet: the assets an upload brought
         self.collection_ledger = self.ledger / "collections"  # <name>--<version>.json: deleted versions
+        self.fingerprint_ledger = self.ledger / "fingerprints"  # <run_id>-<n>.parquet: image fingerprints
         self.columns_registry = self.ledger / "columns.json"  # the lake-wide column rule's record
         self.jobs = self.root / "jobs"
         self.locks = self.root / "locks"
@@ -136,6 +137,9 @@ class Lake:
     def asset_record(self, upload_id: str) -> Path:
         return self.asset_ledger / f"{check_name(upload_id, 'upload')}.parquet"
 
+    def fingerprint_record(self, run_id: str, part: int) -> Path:
+        return self.fingerprint_ledger / f"{check_name(run_id, 'run')}-{part:06d}.parquet"
+
     def deletion_record(self, name: str, version: str) -> Path:
         return self.collection_ledger / f"{check_name(name, 'collection')}--{check_name(version, 'version')}.json"
 
@@ -148,7 +152,8 @@ class Lake:
     def folders(self) -> list[Path]:
         stages = [self.stage(s) for s in STAGES]
         return [self.config_dir, *stages, self.catalog, self.assets, self.collections, self.db_dir,
-                self.logs, self.upload_ledger, self.asset_ledger, self.collection_ledger, self.jobs, self.locks]
+                self.logs, self.upload_ledger, self.asset_ledger, self.collection_ledger, self.fingerprint_ledger,
+                self.jobs, self.locks]
 
     def create(self) -> None:
         """Create every folder of the layout, the store's included; existing content is left as it is."""

@@ -104,6 +104,7 @@
       'catalog': {'glob': catalog_parts(), 'held': 'select _file, num_rows from main.part_files'},
       'uploads': {'glob': 'ledger/uploads/*.parquet', 'held': held.format('uploads')},
       'asset_facts': {'glob': 'ledger/assets/*.parquet', 'held': held.format('stg_lake__asset_facts')},
+      'fingerprints': {'glob': 'ledger/fingerprints/*.parquet', 'held': held.format('stg_lake__fingerprints')},
       'collection_members': {'glob': 'collections/*/*/members.parquet',
                              'held': held.format('stg_lake__collection_members')},
   }) -}}

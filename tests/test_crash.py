@@ -31,14 +31,11 @@ OCR_META = {"lang": "ko", "src": "real"}
 LINEAGE = ("_upload_id", "_uploaded_by", "_uploaded_at")
 BIG = 800  # images in the largest upload: long enough to kill the processor in its middle
 
-# A processor in a child process: prints "ready" once imported, optionally waits for a line on
-# stdin (to start two at the same moment), then prints the ids of the uploads it processed.
-# Given a kill point (a folder of the lake, n, "before" or "after"), it receives SIGKILL just
-# before, or just after, its n-th rename of an entry into that folder: the kill lands at that
-# exact step of the real processor's work, however fast or loaded the machine is.
-PROCESSOR_CHILD = r"""
-import json, os, signal, sys, threading
-from datalake import DatalakeProcessor
+# For a child process: given a kill point (a folder of the lake, n, "before" or "after"), it
+# receives SIGKILL just before, or just after, its n-th rename of an entry into that folder: the
+# kill lands at that exact step of the real work, however fast or loaded the machine is.
+KILL_AT_RENAME = r"""
+import os, signal, sys, threading
 
 
 def kill_at_rename(folder, nth, moment):
@@ -63,7 +60,12 @@ def kill_at_rename(folder, nth, moment):
             armed.add(threading.get_ident())
 
     sys.addaudithook(hook)
-
+"""
+# A processor in a child process: prints "ready" once imported, optionally waits for a line on
+# stdin (to start two at the same moment), then prints the ids of the uploads it processed.
+PROCESSOR_CHILD = KILL_AT_RENAME + r"""
+import json
+from datalake import DatalakeProcessor
 
 processor = DatalakeProcessor(sys.argv[1], num_proc=int(sys.argv[2]))
 if len(sys.argv) > 4:

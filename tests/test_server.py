@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -188,6 +189,9 @@ def test_watch_mode_lands_uploads_of_four_concurrent_clients_once(lake):
         assert [n for n in ns if n != 99999] == expected and ns.count(99999) == 2
         assert len(list((lake / "ledger/uploads").glob("*.parquet"))) == 20
         assert len(lake_files(lake, "assets")) == len(expected) + 1
+        fingerprinted = {row["hash"] for part in (lake / "ledger/fingerprints").glob("*.parquet")
+                         for row in pq.read_table(part).to_pylist()}
+        assert fingerprinted == {r["hash"] for r in rows}  # each processing job is followed by indexing
     finally:
         server.stop()
 

@@ -16,6 +16,7 @@ from watchfiles import awatch
 from .. import __version__
 from ..browse.pages import TOKEN_COOKIE, add_pages, error_page
 from ..catalog.db import build_db
+from ..curation.index import index_fingerprints
 from ..errors import AuthError, ConflictError, DatalakeError
 from ..jobs import JobStore
 from ..lake import Lake
@@ -111,7 +112,11 @@ def create_app(options: ServerOptions) -> web.Application:
     def process(stop: Any) -> Any:
         return DatalakeProcessor(lake.root, options.num_proc).process_all_pending(stop)
 
-    runner = JobRunner(store, {"process": process, "build": lambda _stop: build_db(lake)})
+    def index(stop: Any) -> Any:
+        return index_fingerprints(lake, options.num_proc, stop)
+
+    runner = JobRunner(store, {"process": process, "build": lambda _stop: build_db(lake), "index": index},
+                       then={"process": "index"} if options.watch else None)
     app = web.Application(middlewares=[error_answers, token_check(options.token)], client_max_size=MAX_BODY)
     routes = web.RouteTableDef()
 
@@ -126,7 +131,7 @@ def create_app(options: ServerOptions) -> web.Application:
 
     @routes.get("/status")
     async def status(_: web.Request) -> web.Response:
-        busy = {"process": "processing", "build": "building"}
+        busy = {"process": "processing", "build": "building", "index": "indexing fingerprints"}
         state = "stopping" if runner.stop.is_set() else " and ".join(busy[k] for k in sorted(runner.running)) or "idle"
         return web.json_response({"state": state, "uploads": upload_counts(lake), "watch": options.watch,
                                   "running_jobs": [j for j in store.list() if j["status"] == "running"]})
@@ -144,6 +149,10 @@ def create_app(options: ServerOptions) -> web.Application:
     @routes.post("/build")
     async def start_build(_: web.Request) -> web.Response:
         return start("build")
+
+    @routes.post("/index")
+    async def start_indexing(_: web.Request) -> web.Response:
+        return start("index")
 
     @routes.get("/jobs")
     async def list_jobs(_: web.Request) -> web.Response:

@@ -48,7 +48,7 @@ def serve(
     port: int = typer.Option(8091, "--port", help="Port to listen on."),
     num_proc: Optional[int] = typer.Option(None, "--num-proc", help="Processing workers (env DATALAKE_NUM_PROC)."),
     token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the token (or env DATALAKE_TOKEN)."),
-    watch: bool = typer.Option(False, "--watch", help="Process new uploads automatically."),
+    watch: bool = typer.Option(False, "--watch", help="Process new uploads automatically, then fingerprint their images."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Serve processing and build jobs for a lake over HTTP (JSON), and the lake's pages at /."""

@@ -10,11 +10,15 @@ from ..jobs import JobStore
 
 
 class JobRunner:
-    """Single-flight per kind: asking for a kind that runs returns that job; a follow-up can be queued."""
+    """Single-flight per kind: asking for a kind that runs returns that job; a follow-up can be queued.
+    `then` names the kind of job to request whenever a job of a kind ends (watch mode indexes
+    fingerprints after each processing job)."""
 
-    def __init__(self, store: JobStore, work: dict[str, Callable[[threading.Event], Any]]):
+    def __init__(self, store: JobStore, work: dict[str, Callable[[threading.Event], Any]],
+                 then: dict[str, str] | None = None):
         self.store = store
         self.work = work
+        self.then = then or {}
         self.stop = threading.Event()
         self.running: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Future] = {}
@@ -43,9 +47,13 @@ class JobRunner:
         self.running.pop(kind, None)
         self._tasks.pop(kind, None)
         self.store.prune()
-        if kind in self._again and not self.stop.is_set():
+        if self.stop.is_set():
+            return
+        if kind in self._again:
             self._again.discard(kind)
             self.start(kind)
+        if kind in self.then:
+            self.request(self.then[kind])
 
     async def shutdown(self) -> None:
         """Ask running jobs to stop after their current step, and wait for them."""

@@ -1,0 +1,1 @@
+"""Curation: perceptual fingerprints of the lake's images, for finding near-duplicates."""
