@@ -9,10 +9,14 @@ cropped by 5% at one edge, brightness +15% and -15%, a 1-pixel border. Figures:
 - recall (variant pairs within DEFAULT_THRESHOLD) overall and per kind of variant, and
   precision (pairs found that are true variants), by brute force over every pair;
 - fingerprints per second of the 40 KB JPEGs, in one process and in 2 worker processes, vs
-  Pillow decoding each whole image to grey (what a fingerprint that decodes everything costs).
+  Pillow decoding each whole image to grey (what a fingerprint that decodes everything costs);
+- the pair search of datalake_py/curation/pairs.py (faiss's binary flat index, every fingerprint
+  against all, within 14 bits) over --search-sizes random fingerprints, and 10,000 new ones
+  against the largest size, vs the same pairs in DuckDB SQL (a join on bit_count(xor(a, b)))
+  over 20,000 fingerprints.
 
 Needs the `bench` extra: pip install -e '.[bench]' (scikit-image, scikit-learn).
-Usage: python bench/curation.py [--variants 4] [--workdir bench-work/curation]
+Usage: python bench/curation.py [--variants 4] [--search-sizes 100000 1000000] [--workdir bench-work/curation]
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import duckdb
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from datalake.curation.fingerprint import DEFAULT_THRESHOLD, distance, fingerprint
+from datalake.curation.pairs import MAX_DISTANCE
 
 WIDTH, QUALITY = 640, 90
 KINDS = ("resize50", "resize150", "jpeg_q50", "png", "png_to_jpeg", "crop5", "brighter15", "darker15", "border1")
@@ -157,14 +163,40 @@ def speed(originals: list[Path]) -> None:
         print(f"  {what:42} {rate:7.0f} images/s")
 
 
+def search_speed(sizes: list[int]) -> None:
+    import faiss
+
+    rng = np.random.default_rng(0)
+    print(f"pair search within {MAX_DISTANCE} bits (faiss binary flat index):")
+    for n in sizes:
+        values = rng.integers(0, 256, (n, 8), dtype=np.uint8)
+        index = faiss.IndexBinaryFlat(64)
+        index.add(values)
+        start = time.perf_counter()
+        index.range_search(values, MAX_DISTANCE + 1)
+        print(f"  {n:>9,} against themselves  {time.perf_counter() - start:8.1f} s")
+    start = time.perf_counter()
+    index.range_search(rng.integers(0, 256, (10_000, 8), dtype=np.uint8), MAX_DISTANCE + 1)
+    print(f"     10,000 new against {n:,}  {time.perf_counter() - start:8.1f} s")
+    with duckdb.connect() as con:
+        con.execute("create table f as select i, (hash(i)::hugeint - 9223372036854775808)::bigint as v "
+                    "from range(20000) t(i)")
+        start = time.perf_counter()
+        con.execute("select count(*) from f a join f b on a.i < b.i and bit_count(xor(a.v, b.v)) <= ?",
+                    [MAX_DISTANCE]).fetchall()
+        print(f"  baseline: DuckDB SQL join over 20,000  {time.perf_counter() - start:8.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", type=int, default=4, help="variants for every N-th image")
+    parser.add_argument("--search-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--workdir", type=Path, default=Path("bench-work/curation"))
     args = parser.parse_args()
     originals, variants = write_workload(args.workdir / "images", args.variants)
     quality(originals, variants)
     speed(originals)
+    search_speed(args.search_sizes)
 
 
 if __name__ == "__main__":

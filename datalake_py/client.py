@@ -14,8 +14,9 @@ import pandas as pd
 from . import config, export
 from .catalog import db, search, validation
 from .collections import CollectionManager
+from .curation.groups import near_duplicate_groups
 from .curation.index import index_fingerprints
-from .errors import ERRORS_BY_NAME, DatalakeError
+from .errors import ERRORS_BY_NAME, DatalakeError, ValidationError
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
 from .processing.processor import DatalakeProcessor, upload_counts
@@ -183,6 +184,18 @@ class DatalakeClient:
         with self._lock:
             return search.count(self._connection(), providers=providers, datasets=datasets, tasks=tasks,
                                 variants=variants, meta=meta, text_search=text_search)
+
+    def find_near_duplicates(self, search_results: pd.DataFrame | None = None,
+                             threshold: int | None = None) -> pd.DataFrame:
+        """Groups of near-duplicate images (resized, re-encoded, lightly cropped or brightened copies)
+        among the assets of `search_results`, or across the whole lake: one row per image with its
+        group, hash, distance (bits), path, num_rows and datasets. `threshold` is 0 to 14 bits
+        (default 10). Needs `index_fingerprints()` and a `build_db()` after it."""
+        if search_results is not None and "hash" not in search_results:
+            raise ValidationError("these results have no `hash` column: pass rows as `search()` returns them")
+        hashes = None if search_results is None else sorted(set(search_results["hash"].dropna()))
+        with self._lock:
+            return near_duplicate_groups(self._connection(), hashes, threshold)
 
     def browse(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> "Browsing":
         """Serve the lake's pages (overview, gallery, samples with their labels drawn, collections) from

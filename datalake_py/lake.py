@@ -111,6 +111,7 @@ class Lake:
         self.asset_ledger = self.ledger / "assets"  # <upload_id>.parquet: the assets an upload brought
         self.collection_ledger = self.ledger / "collections"  # <name>--<version>.json: deleted versions
         self.fingerprint_ledger = self.ledger / "fingerprints"  # <run_id>-<n>.parquet: image fingerprints
+        self.pair_ledger = self.ledger / "near_pairs"  # <run_id>-<n>.parquet: that fingerprint part's near pairs
         self.columns_registry = self.ledger / "columns.json"  # the lake-wide column rule's record
         self.jobs = self.root / "jobs"
         self.locks = self.root / "locks"
@@ -140,6 +141,9 @@ class Lake:
     def fingerprint_record(self, run_id: str, part: int) -> Path:
         return self.fingerprint_ledger / f"{check_name(run_id, 'run')}-{part:06d}.parquet"
 
+    def pair_record(self, fingerprint_part: str) -> Path:
+        return self.pair_ledger / f"{check_name(fingerprint_part, 'fingerprint part')}"
+
     def deletion_record(self, name: str, version: str) -> Path:
         return self.collection_ledger / f"{check_name(name, 'collection')}--{check_name(version, 'version')}.json"
 
@@ -153,7 +157,7 @@ class Lake:
         stages = [self.stage(s) for s in STAGES]
         return [self.config_dir, *stages, self.catalog, self.assets, self.collections, self.db_dir,
                 self.logs, self.upload_ledger, self.asset_ledger, self.collection_ledger, self.fingerprint_ledger,
-                self.jobs, self.locks]
+                self.pair_ledger, self.jobs, self.locks]
 
     def create(self) -> None:
         """Create every folder of the layout, the store's included; existing content is left as it is."""

@@ -105,6 +105,7 @@
       'uploads': {'glob': 'ledger/uploads/*.parquet', 'held': held.format('uploads')},
       'asset_facts': {'glob': 'ledger/assets/*.parquet', 'held': held.format('stg_lake__asset_facts')},
       'fingerprints': {'glob': 'ledger/fingerprints/*.parquet', 'held': held.format('stg_lake__fingerprints')},
+      'near_pairs': {'glob': 'ledger/near_pairs/*.parquet', 'held': held.format('stg_lake__near_pairs')},
       'collection_members': {'glob': 'collections/*/*/members.parquet',
                              'held': held.format('stg_lake__collection_members')},
   }) -}}

@@ -27,7 +27,7 @@ from datalake import DatalakeClient
 
 client = DatalakeClient(user_id="bob", base_path=sys.argv[1], num_proc=2)
 if len(sys.argv) > 2:
-    kill_at_rename(os.path.join(sys.argv[1], "ledger/fingerprints"), int(sys.argv[2]), sys.argv[3])
+    kill_at_rename(os.path.join(sys.argv[1], sys.argv[4]), int(sys.argv[2]), sys.argv[3])
 print("ready", flush=True)
 print(json.dumps(client.index_fingerprints()), flush=True)
 """
@@ -68,7 +68,7 @@ def test_only_assets_without_a_fingerprint_are_indexed_and_the_database_gets_the
     assert process(client)["processed"] == 2
 
     first = client.index_fingerprints()
-    assert first == {"to_index": 6, "fingerprinted": 5, "not_images": 1, "missing": 0, "parts": 1}
+    assert first == {"to_index": 6, "fingerprinted": 5, "not_images": 1, "missing": 0, "parts": 1, "pairs": 0}
     rows = ledger_rows(client.base_path)
     assert {r["hash"] for r in rows} == image_hashes(client.base_path) and len(rows) == 6
     assert [r["fingerprint"] is None for r in rows].count(True) == 1
@@ -76,7 +76,7 @@ def test_only_assets_without_a_fingerprint_are_indexed_and_the_database_gets_the
     assert client.index_fingerprints()["to_index"] == 0  # nothing new: the damaged one is not tried again
     upload_images(client, range(5, 8), dataset="later")
     assert client.index_fingerprints() == {"to_index": 3, "fingerprinted": 3, "not_images": 0, "missing": 0,
-                                           "parts": 1}
+                                           "parts": 1, "pairs": 0}
     assert len(ledger_rows(client.base_path)) == 9
 
     client.build_db()
@@ -110,7 +110,7 @@ def test_an_asset_missing_from_the_store_is_left_for_a_later_run(client):
     [gone] = [p for p in (client.base_path / "assets").rglob("*.jpg")][:1]
     gone.unlink()
     assert client.index_fingerprints() == {"to_index": 3, "fingerprinted": 2, "not_images": 0, "missing": 1,
-                                           "parts": 1}
+                                           "parts": 1, "pairs": 0}
     assert len(ledger_rows(client.base_path)) == 2
     assert client.index_fingerprints()["missing"] == 1  # still missing, still not recorded
 
@@ -133,7 +133,7 @@ def test_an_indexer_killed_at_its_part_writes_leaves_whole_parts_and_a_rerun_com
     upload_images(client, range(600))  # enough for worker processes
     images = image_hashes(client.base_path)
 
-    proc = start_child(INDEXER_CHILD, client.base_path, 1, moment, cwd=client.base_path.parent)
+    proc = start_child(INDEXER_CHILD, client.base_path, 1, moment, "ledger/fingerprints", cwd=client.base_path.parent)
     proc.wait(timeout=120)
     assert proc.returncode < 0  # killed at its part's rename
     left = ledger_rows(client.base_path) if moment == "after" else []

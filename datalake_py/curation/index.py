@@ -28,6 +28,7 @@ from ..lake import Lake, new_upload_id, utc_now
 from ..progress import progress
 from ..upload.workers import start_workers
 from .fingerprint import fingerprint
+from .pairs import pair_new_fingerprints
 
 CHUNK = 5000  # assets per ledger part: the most a killed run loses
 BATCH = 100  # assets per call to a worker process
@@ -59,7 +60,8 @@ class Fingerprinter:
 
 
 def index_fingerprints(lake: Lake, num_proc: int, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Fingerprint every image asset that has no fingerprint yet; counts of what was done.
+    """Fingerprint every image asset that has no fingerprint yet, and record the near-duplicate
+    pairs the new fingerprints make; counts of what was done.
 
     ConflictError if another run is under way on this lake. Setting `stop` ends the run after the
     part being made; the rest is left for the next run.
@@ -72,28 +74,34 @@ def index_fingerprints(lake: Lake, num_proc: int, stop: threading.Event | None =
             leftover.unlink()
         todo = unfingerprinted(lake)
         counts = {"to_index": len(todo), "fingerprinted": 0, "not_images": 0, "missing": 0, "parts": 0}
-        if not todo:
-            return counts
-        processes = max(1, num_proc) if len(todo) >= PROCESS_MIN_ASSETS else 0
-        workers = start_workers(partial(Fingerprinter, str(lake.root)), processes, (held,))
-        run_id = new_upload_id()
-        try:
-            with progress(desc="fingerprinting", total=len(todo), unit="image") as bar:
-                for start in range(0, len(todo), CHUNK):
-                    if stop is not None and stop.is_set():
-                        break
-                    chunk = todo[start:start + CHUNK]
-                    futures = [workers.submit(chunk[i:i + BATCH]) for i in range(0, len(chunk), BATCH)]
-                    found = [answer for future in futures for answer in future.result() if answer is not None]
-                    _write_part(lake.fingerprint_record(run_id, counts["parts"]), found)
-                    counts["parts"] += 1
-                    counts["fingerprinted"] += sum(1 for _, value in found if value is not None)
-                    counts["not_images"] += sum(1 for _, value in found if value is None)
-                    counts["missing"] += len(chunk) - len(found)
-                    bar.update(len(chunk))
-        finally:
-            workers.shutdown(cancel_futures=True)
+        if todo:
+            _fingerprint(lake, todo, num_proc, held, stop or threading.Event(), counts)
+        counts["pairs"] = pair_new_fingerprints(lake, _parts(lake.fingerprint_ledger))
         return counts
+
+
+def _fingerprint(lake: Lake, todo: list[tuple[str, str]], num_proc: int, lock_fd: int, stop: threading.Event,
+                 counts: dict[str, int]) -> None:
+    """Fingerprint the assets `todo` in parts of CHUNK, counting what was done in `counts`."""
+    processes = max(1, num_proc) if len(todo) >= PROCESS_MIN_ASSETS else 0
+    workers = start_workers(partial(Fingerprinter, str(lake.root)), processes, (lock_fd,))
+    run_id = new_upload_id()
+    try:
+        with progress(desc="fingerprinting", total=len(todo), unit="image") as bar:
+            for start in range(0, len(todo), CHUNK):
+                if stop.is_set():
+                    break
+                chunk = todo[start:start + CHUNK]
+                futures = [workers.submit(chunk[i:i + BATCH]) for i in range(0, len(chunk), BATCH)]
+                found = [answer for future in futures for answer in future.result() if answer is not None]
+                _write_part(lake.fingerprint_record(run_id, counts["parts"]), found)
+                counts["parts"] += 1
+                counts["fingerprinted"] += sum(1 for _, value in found if value is not None)
+                counts["not_images"] += sum(1 for _, value in found if value is None)
+                counts["missing"] += len(chunk) - len(found)
+                bar.update(len(chunk))
+    finally:
+        workers.shutdown(cancel_futures=True)
 
 
 def unfingerprinted(lake: Lake) -> list[tuple[str, str]]:
