@@ -190,7 +190,7 @@ class DatalakeClient:
         """Groups of near-duplicate images (resized, re-encoded, lightly cropped or brightened copies)
         among the assets of `search_results`, or across the whole lake: one row per image with its
         group, hash, distance (bits), path, num_rows and datasets. `threshold` is 0 to 14 bits
-        (default 10). Needs `index_fingerprints()` and a `build_db()` after it."""
+        (default 12). Needs `index_fingerprints()` and a `build_db()` after it."""
         if search_results is not None and "hash" not in search_results:
             raise ValidationError("these results have no `hash` column: pass rows as `search()` returns them")
         hashes = None if search_results is None else sorted(set(search_results["hash"].dropna()))

@@ -12,6 +12,7 @@ from PIL import ImageEnhance
 
 from conftest import process
 from datalake import DatalakeClient, ValidationError
+from datalake.curation.fingerprint import DEFAULT_THRESHOLD
 from test_crash import finish, start_child
 from test_curation_index import INDEXER_CHILD
 from test_fingerprint import encoded, picture
@@ -38,7 +39,7 @@ def lake_with_variants(client: DatalakeClient) -> DatalakeClient:
 def test_variants_across_datasets_are_paired_and_grouped(lake_with_variants):
     client = lake_with_variants
     pairs = client.sql("select distance, datasets_a, datasets_b from near_duplicates order by distance")
-    assert len(pairs) == 3 and (pairs["distance"] <= 10).all()
+    assert len(pairs) == 3 and (pairs["distance"] <= DEFAULT_THRESHOLD).all()
     assert all({a, b} == {"test/test", "test/train"} for a, b in zip(pairs["datasets_a"], pairs["datasets_b"]))
 
     groups = client.find_near_duplicates()
