@@ -36,8 +36,8 @@ import duckdb
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from datalake.curation.fingerprint import DEFAULT_THRESHOLD, distance, fingerprint
-from datalake.curation.pairs import MAX_DISTANCE
+from datalake.curation import DEFAULT_THRESHOLD, MAX_DISTANCE
+from datalake.curation.fingerprint import distance, fingerprint
 from machine import others_cpu_s
 
 WIDTH, QUALITY = 640, 90

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from datalake.curation.fingerprint import DEFAULT_THRESHOLD, distance, fingerprint
+from datalake.curation import DEFAULT_THRESHOLD
+from datalake.curation.fingerprint import distance, fingerprint
 
 
 def picture(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:

@@ -9,10 +9,12 @@ import json
 import pandas as pd
 import pytest
 from PIL import ImageEnhance
+from typer.testing import CliRunner
 
 from conftest import process
 from datalake import DatalakeClient, ValidationError
-from datalake.curation.fingerprint import DEFAULT_THRESHOLD
+from datalake.cli import app
+from datalake.curation import DEFAULT_THRESHOLD
 from test_crash import finish, start_child
 from test_curation_index import INDEXER_CHILD
 from test_fingerprint import encoded, picture
@@ -50,6 +52,34 @@ def test_variants_across_datasets_are_paired_and_grouped(lake_with_variants):
     assert client.find_near_duplicates(train).empty  # no pair has both sides in train
     exact_looking = client.find_near_duplicates(threshold=0)
     assert len(exact_looking) == 2 * (pairs["distance"] == 0).sum() and (exact_looking["distance"] == 0).all()
+
+
+def test_the_cli_lists_groups_for_the_datasets_asked(lake_with_variants):
+    runner, base = CliRunner(), ["--base-path", str(lake_with_variants.base_path)]
+    everything = runner.invoke(app, [*base, "curate", "dupes", "--format", "json"])
+    assert everything.exit_code == 0
+    groups = json.loads(everything.stdout)
+    assert len(groups) == 6 and sorted({g["group"] for g in groups}) == [1, 2, 3]
+    assert {g["datasets"] for g in groups} == {"test/train", "test/test"}
+    assert {g["hash"] for g in groups} == set(lake_with_variants.find_near_duplicates()["hash"])
+
+    table = runner.invoke(app, [*base, "curate", "dupes", "--dataset", "t*", "--threshold", "14"])
+    assert table.exit_code == 0
+    assert table.stdout.splitlines()[0].split() == ["group", "hash", "distance", "path", "num_rows", "datasets"]
+    assert len(table.stdout.splitlines()) == 7 and "3 group(s) of near-duplicates, 6 image(s), threshold 14" in table.stderr
+
+    only_train = runner.invoke(app, [*base, "curate", "dupes", "-d", "train", "--format", "csv"])
+    assert (only_train.exit_code, only_train.stdout.strip()) == (0, "group,hash,distance,path,num_rows,datasets")
+    refused = runner.invoke(app, [*base, "curate", "dupes", "--threshold", "15"])
+    assert refused.exit_code == 1 and "threshold 15 is not allowed" in refused.stderr
+
+
+def test_the_cli_says_when_nothing_is_indexed(client):
+    upload(client, [encoded(picture(1))], "d")
+    client.build_db()
+    result = CliRunner().invoke(app, ["--base-path", str(client.base_path), "curate", "dupes"])
+    assert (result.exit_code, result.stdout) == (0, "(no rows)\n")
+    assert "run `datalake curate index`, then `datalake db update`" in result.stderr
 
 
 def test_a_bad_threshold_or_results_without_hashes_are_refused(lake_with_variants):

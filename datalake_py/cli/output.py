@@ -11,14 +11,21 @@ import json
 import shutil
 import sys
 import unicodedata
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import typer
+
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CUT = "…"
 GAP = "  "  # between two columns
 WIDTH = 120  # the width of a table when stdout is no terminal
 MIN_WIDTH = 6  # a column is cut to no fewer characters than this (its own width when narrower)
+FRAME_FORMATS = ("table", "json", "csv")  # how commands print rows
+SHORT_HASH = 12  # hex digits of the hash a table shows
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -118,3 +125,39 @@ def _line(values: Sequence[str], widths: Sequence[int]) -> str:
         value = cut(value, width)
         padded.append(value + " " * (width - display_width(value)))
     return GAP.join(padded).rstrip()
+
+
+def print_frame(frame: "pd.DataFrame", fmt: str, short_hash: bool = False) -> None:
+    """The rows on stdout: json and csv with every value in full, a table fitted to the terminal
+    (`short_hash`: the hash column shows its first SHORT_HASH digits)."""
+    if fmt not in FRAME_FORMATS:
+        raise ValidationError(f"--format must be one of {', '.join(FRAME_FORMATS)}")
+    if fmt == "json":
+        echo_json(frame.to_dict(orient="records"))
+    elif fmt == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False, color=True)  # escape codes in values are data: kept
+    elif not len(frame):
+        typer.echo("(no rows)")
+    else:
+        _print_table(frame, short_hash)
+
+
+def _print_table(frame: "pd.DataFrame", short_hash: bool) -> None:
+    """The rows as a table no wider than the terminal; on stderr, what it left out or cut."""
+    import pandas as pd
+
+    width = terminal_width()
+    if short_hash and "hash" in frame.columns:
+        frame = frame.assign(hash=frame["hash"].str[:SHORT_HASH])
+    rows = [["" if pd.api.types.is_scalar(v) and pd.isna(v) else str(v) for v in row]
+            for row in frame.itertuples(index=False)]
+    text, left_out, was_cut = fit_table([str(c) for c in frame.columns], rows, width)
+    typer.echo(text)
+    if left_out:
+        note(f"{len(left_out)} column(s) did not fit in {width} characters: {', '.join(left_out)}; "
+             "choose fewer with --columns, or see all with --format json")
+    short_hash = short_hash and "hash" in frame.columns
+    if was_cut or short_hash:
+        note(f"long values are cut with {CUT} to fit {width} characters"
+             + (f" (hash to its first {SHORT_HASH} digits)" if short_hash else "")
+             + "; --format json or csv shows them in full")

@@ -11,55 +11,28 @@ import typer
 
 from ..errors import ValidationError
 from ..lake import LAKE_COLUMNS, PARTITION_COLUMNS, READER_COLUMNS
-from .output import CUT, echo_json, fit_table, note, terminal_width
+from .output import note, print_frame
 from .context import client_for
 from .upload_cmd import parse_meta
 
 if TYPE_CHECKING:
     import pandas as pd
 
-FORMATS = ("table", "json", "csv")
 PARTITION = "partition"  # a search table's column: provider/dataset/task/variant
 LABEL = "label"  # the column a search table previews
-SHORT_HASH = 12  # hex digits of the hash a search table shows
 META_WIDTH = 24  # a data column whose values are all this short reads as meta (lang, src), not as a label
 HIDDEN = LAKE_COLUMNS + READER_COLUMNS  # left out of a search table unless chosen with --columns
 
-
-def _print(frame: "pd.DataFrame", fmt: str, short_hash: bool = False) -> None:
-    """The rows on stdout: json and csv with every value in full, a table fitted to the terminal
-    (`short_hash`: the hash column shows its first SHORT_HASH digits)."""
-    if fmt not in FORMATS:
-        raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
-    if fmt == "json":
-        echo_json(frame.to_dict(orient="records"))
-    elif fmt == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False, color=True)  # escape codes in values are data: kept
-    elif not len(frame):
-        typer.echo("(no rows)")
-    else:
-        _print_table(frame, short_hash)
-
-
-def _print_table(frame: "pd.DataFrame", short_hash: bool) -> None:
-    """The rows as a table no wider than the terminal; on stderr, what it left out or cut."""
-    import pandas as pd
-
-    width = terminal_width()
-    if short_hash and "hash" in frame.columns:
-        frame = frame.assign(hash=frame["hash"].str[:SHORT_HASH])
-    rows = [["" if pd.api.types.is_scalar(v) and pd.isna(v) else str(v) for v in row]
-            for row in frame.itertuples(index=False)]
-    text, left_out, was_cut = fit_table([str(c) for c in frame.columns], rows, width)
-    typer.echo(text)
-    if left_out:
-        note(f"{len(left_out)} column(s) did not fit in {width} characters: {', '.join(left_out)}; "
-             "choose fewer with --columns, or see all with --format json")
-    short_hash = short_hash and "hash" in frame.columns
-    if was_cut or short_hash:
-        note(f"long values are cut with {CUT} to fit {width} characters"
-             + (f" (hash to its first {SHORT_HASH} digits)" if short_hash else "")
-             + "; --format json or csv shows them in full")
+FILTER_OPTIONS = {  # the search filters, shared by the commands that search
+    "provider": typer.Option([], "--provider", "-p", help="Repeatable; globs allowed."),
+    "dataset": typer.Option([], "--dataset", "-d", help="Repeatable; globs allowed, e.g. 'coco_*'."),
+    "task": typer.Option([], "--task", "-t", help="Repeatable; globs allowed; raw data is task 'raw'."),
+    "variant": typer.Option([], "--variant", "-v", help="Repeatable; globs allowed."),
+    "meta": typer.Option([], "--meta", "-m", help="FIELD=value (repeatable)."),
+    "text": typer.Option(None, "--text", help="Case-insensitive substring to find."),
+    "column": typer.Option("label", "--column", help="Column searched by --text."),
+    "json_path": typer.Option(None, "--json-path", help="Search the values this JSON path selects."),
+}
 
 
 def _search_view(rows: "pd.DataFrame", columns: Optional[str]) -> tuple["pd.DataFrame", list[str]]:
@@ -85,7 +58,8 @@ def _reads_as_meta(values: "pd.Series") -> bool:
     return bool((values.dropna().astype(str).str.len() <= META_WIDTH).all())
 
 
-def _filters(provider, dataset, task, variant, meta, text, column, json_path, limit) -> dict:
+def search_filters(provider, dataset, task, variant, meta, text, column, json_path, limit) -> dict:
+    """The arguments of `client.search` that a command's filter options give."""
     text_search = {"column": column, "text": text, **({"json_path": json_path} if json_path else {})} if text else None
     return {"providers": provider or None, "datasets": dataset or None, "tasks": task or None,
             "variants": variant or None, "meta": parse_meta(meta) or None, "text_search": text_search,
@@ -93,23 +67,13 @@ def _filters(provider, dataset, task, variant, meta, text, column, json_path, li
 
 
 def register(app: typer.Typer) -> None:
-    filter_options = {
-        "provider": typer.Option([], "--provider", "-p", help="Repeatable; globs allowed."),
-        "dataset": typer.Option([], "--dataset", "-d", help="Repeatable; globs allowed, e.g. 'coco_*'."),
-        "task": typer.Option([], "--task", "-t", help="Repeatable; globs allowed; raw data is task 'raw'."),
-        "variant": typer.Option([], "--variant", "-v", help="Repeatable; globs allowed."),
-        "meta": typer.Option([], "--meta", "-m", help="FIELD=value (repeatable)."),
-        "text": typer.Option(None, "--text", help="Case-insensitive substring to find."),
-        "column": typer.Option("label", "--column", help="Column searched by --text."),
-        "json_path": typer.Option(None, "--json-path", help="Search the values this JSON path selects."),
-    }
 
     @app.command("search")
     def search_cmd(ctx: typer.Context,
-                   provider: List[str] = filter_options["provider"], dataset: List[str] = filter_options["dataset"],
-                   task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
-                   meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
-                   column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
+                   provider: List[str] = FILTER_OPTIONS["provider"], dataset: List[str] = FILTER_OPTIONS["dataset"],
+                   task: List[str] = FILTER_OPTIONS["task"], variant: List[str] = FILTER_OPTIONS["variant"],
+                   meta: List[str] = FILTER_OPTIONS["meta"], text: Optional[str] = FILTER_OPTIONS["text"],
+                   column: str = FILTER_OPTIONS["column"], json_path: Optional[str] = FILTER_OPTIONS["json_path"],
                    limit: int = typer.Option(100, "--limit", min=0, help="At most this many rows (0: all)."),
                    fmt: str = typer.Option("table", "--format", help="table, json or csv (these two: every value in full)."),
                    columns: Optional[str] = typer.Option(
@@ -117,14 +81,14 @@ def register(app: typer.Typer) -> None:
                                                "table: partition, short hash, label preview, meta).")) -> None:
         """Find catalog rows by hierarchy, meta and content."""
         client = client_for(ctx)
-        filters = _filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
+        filters = search_filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
         rows = client.search(**filters)
         if columns is not None or fmt == "table":
             rows, left_out = _search_view(rows, columns)
             if left_out and fmt == "table" and len(rows):
                 note(f"not shown: {', '.join(left_out)}; choose columns with --columns a,b,c, "
                      "or see every column with --format json")
-        _print(rows, fmt, short_hash=columns is None)
+        print_frame(rows, fmt, short_hash=columns is None)
         if filters["limit"] is not None and len(rows) == filters["limit"]:
             total = client.count(**{k: v for k, v in filters.items() if k != "limit"})
             if total > len(rows):
@@ -134,16 +98,16 @@ def register(app: typer.Typer) -> None:
     def query_cmd(ctx: typer.Context, sql: str = typer.Argument(..., help="One read-only SQL query."),
                   fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
         """Run a read-only SQL query against the database (tables: catalog, partitions, assets, uploads)."""
-        _print(client_for(ctx).sql(sql), fmt)
+        print_frame(client_for(ctx).sql(sql), fmt)
 
     @app.command("download")
     def download_cmd(ctx: typer.Context,
                      output: Path = typer.Option(..., "--output", "-o",
                                                   help="A folder (dataset) or .parquet file, outside the lake."),
-                     provider: List[str] = filter_options["provider"], dataset: List[str] = filter_options["dataset"],
-                     task: List[str] = filter_options["task"], variant: List[str] = filter_options["variant"],
-                     meta: List[str] = filter_options["meta"], text: Optional[str] = filter_options["text"],
-                     column: str = filter_options["column"], json_path: Optional[str] = filter_options["json_path"],
+                     provider: List[str] = FILTER_OPTIONS["provider"], dataset: List[str] = FILTER_OPTIONS["dataset"],
+                     task: List[str] = FILTER_OPTIONS["task"], variant: List[str] = FILTER_OPTIONS["variant"],
+                     meta: List[str] = FILTER_OPTIONS["meta"], text: Optional[str] = FILTER_OPTIONS["text"],
+                     column: str = FILTER_OPTIONS["column"], json_path: Optional[str] = FILTER_OPTIONS["json_path"],
                      limit: Optional[int] = typer.Option(None, "--limit", min=0,
                                                          help="At most this many rows (default, or 0: all)."),
                      fmt: str = typer.Option("auto", "--format",
@@ -155,7 +119,7 @@ def register(app: typer.Typer) -> None:
                      version: Optional[str] = typer.Option(None, "--version", help="With --as-collection.")) -> None:
         """Search, then write the rows as parquet or a Hugging Face dataset (and freeze them as a collection)."""
         client = client_for(ctx)
-        filters = _filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
+        filters = search_filters(provider, dataset, task, variant, meta, text, column, json_path, limit)
         rows = client.search(**filters)
         if not len(rows):
             raise ValidationError(f"the search matched no rows, so nothing was written to {output}; "

@@ -24,7 +24,6 @@ from ..browse.thumbnails import FORMATS, _on_white, _rgb_or_rgba  # Pillow's own
 from ..errors import storage_problem
 
 FINGERPRINT_BITS = 64
-DEFAULT_THRESHOLD = 12  # Hamming distance at or under which two images are near-duplicates (bench/curation.py)
 SIDE = 32  # the grey image the DCT reads
 LOW = 8  # the DCT's lowest LOW x LOW frequencies give the bits
 DECODE = SIDE * 4  # a JPEG is decoded at the smallest scale at least this many pixels on each side

@@ -9,8 +9,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import ValidationError
-from .fingerprint import DEFAULT_THRESHOLD
-from .pairs import MAX_DISTANCE
+from . import DEFAULT_THRESHOLD, MAX_DISTANCE
 
 GROUP_COLUMNS = ["group", "hash", "distance", "path", "num_rows", "datasets"]
 

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from ..fs import atomic_path
 from ..lake import Lake
+from . import MAX_DISTANCE
 
-MAX_DISTANCE = 14  # the widest threshold pairs are kept for (the default is 12)
 PAIR_SCHEMA = pa.schema([("hash_a", pa.string()), ("hash_b", pa.string()), ("distance", pa.int8())])
 
 
