@@ -18,14 +18,13 @@ from typing import BinaryIO
 from PIL import Image, ImageOps
 
 from ..catalog.validation import MissingAsset, StoreFiles, UnsafeAsset, asset_file
-from ..errors import ValidationError, storage_errors, storage_problem
+from ..errors import ValidationError, storage_errors
 from ..fs import file_lock, write_bytes_atomic
+from ..images import on_white, read_image, rgb_or_rgba
 from ..lake import Lake, check_hash
 
 THUMBNAIL_SIZE = 256  # longest side, px
 QUALITY = 80
-# The formats read, all decoded by Pillow itself (never EPS or the like, which run other programs).
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "ICO")
 NOT_AN_IMAGE = ".none"  # the suffix of the marker left for an asset that has no thumbnail
 READ_BUFFER = 64 * 1024  # Pillow reads image headers in small pieces
 
@@ -74,34 +73,15 @@ def _is_file(path: Path) -> bool:
 
 def _thumbnail_bytes(source: BinaryIO) -> bytes | None:
     """The JPEG thumbnail of the image `source` holds, or None when it holds no image Pillow reads."""
-    try:
-        with Image.open(source, formats=FORMATS) as image:
-            image.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))  # a JPEG is decoded at 1/2 to 1/8 scale
-            if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
-                return None  # a decompression bomb (Pillow refuses twice as many pixels in open)
-            small = _rgb_or_rgba(image)
-            small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-            small = _on_white(ImageOps.exif_transpose(small))
-            out = io.BytesIO()
-            small.save(out, "JPEG", quality=QUALITY)
-            return out.getvalue()
-    except Exception as exc:  # Pillow reports damaged files with errors of many kinds
-        if storage_problem(exc):
-            raise
-        return None
+    return read_image(source, _thumbnail_of)
 
 
-def _rgb_or_rgba(image: Image.Image) -> Image.Image:
-    """`image` in RGBA when it has transparency (alpha or a transparent palette entry), else in RGB."""
-    transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    mode = "RGBA" if transparent else "RGB"
-    return image if image.mode == mode else image.convert(mode)
-
-
-def _on_white(image: Image.Image) -> Image.Image:
-    """An RGBA image flattened onto white (JPEG has no transparency); RGB as it is."""
-    if image.mode != "RGBA":
-        return image
-    white = Image.new("RGB", image.size, "white")
-    white.paste(image, mask=image.getchannel("A"))
-    return white
+def _thumbnail_of(image: Image.Image) -> bytes:
+    """An upright RGB JPEG of `image`, its longest side THUMBNAIL_SIZE."""
+    image.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))  # a JPEG is decoded at 1/2 to 1/8 scale
+    small = rgb_or_rgba(image)
+    small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    small = on_white(ImageOps.exif_transpose(small))
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=QUALITY)
+    return out.getvalue()

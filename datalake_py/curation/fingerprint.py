@@ -20,8 +20,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..browse.thumbnails import FORMATS, _on_white, _rgb_or_rgba  # Pillow's own decoders; transparency onto white
-from ..errors import storage_problem
+from ..images import on_white, read_image, rgb_or_rgba
 
 FINGERPRINT_BITS = 64
 SIDE = 32  # the grey image the DCT reads
@@ -50,20 +49,16 @@ class Fingerprint:
 def fingerprint(source: Path | BinaryIO) -> Fingerprint | None:
     """The fingerprint of the image file `source` (a path, or a binary file open on one); None when
     it holds no image Pillow reads (a PDF, text, a damaged or truncated file, a decompression bomb)."""
-    try:
-        with Image.open(source, formats=FORMATS) as image:
-            if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
-                return None
-            upright = _upright_size(image)
-            image.draft("L", (DECODE, DECODE))
-            ImageOps.exif_transpose(image, in_place=True)
-            grey = _on_white(_rgb_or_rgba(image)).convert("L")
-            shrink = Image.Resampling.BOX if min(grey.size) >= SIDE else Image.Resampling.BILINEAR
-            small = grey.resize((SIDE, SIDE), shrink)
-    except Exception as exc:  # Pillow reports damaged files with errors of many kinds
-        if storage_problem(exc):
-            raise
-        return None
+    return read_image(source, _fingerprint_of)
+
+
+def _fingerprint_of(image: Image.Image) -> Fingerprint:
+    upright = _upright_size(image)
+    image.draft("L", (DECODE, DECODE))
+    ImageOps.exif_transpose(image, in_place=True)
+    grey = on_white(rgb_or_rgba(image)).convert("L")
+    shrink = Image.Resampling.BOX if min(grey.size) >= SIDE else Image.Resampling.BILINEAR
+    small = grey.resize((SIDE, SIDE), shrink)
     return Fingerprint(_bits(np.asarray(small, dtype=np.float64)), *upright)
 
 
