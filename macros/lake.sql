@@ -236,6 +236,11 @@
   [{{ string_list(files) }}]
 {%- endmacro %}
 
+{% macro ledger_rows(files) -%}
+  {#- The rows of ledger parts (parquet), columns matched by name, each with its file's name. -#}
+  read_parquet({{ file_list(files) }}, union_by_name=true, filename=true, hive_partitioning=false)
+{%- endmacro %}
+
 {% macro get_incremental_lake_files_sql(arg_dict) -%}
   {#- Incremental strategy `lake_files` (with files_read_by): the rows of changed files (new,
       replaced or gone) give way to the rows just read. Columns are matched by name. -#}

@@ -5,5 +5,5 @@
 {%- set files = files_read_by('near_pairs') %}
 {% call staging_select(files) %}
 select *, filename as _file
-from read_parquet({{ file_list(files) }}, union_by_name=true, filename=true, hive_partitioning=false)
+from {{ ledger_rows(files) }}
 {% endcall %}
