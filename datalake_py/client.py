@@ -16,6 +16,7 @@ from .catalog import db, search, validation
 from .collections import CollectionManager
 from .curation.groups import near_duplicate_groups
 from .curation.index import index_fingerprints
+from .curation.leakage import LeakageReport, check_leakage, side_of
 from .errors import ERRORS_BY_NAME, DatalakeError, ValidationError
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
@@ -241,9 +242,25 @@ class DatalakeClient:
         return CollectionManager(self.lake, self.user_id, self.num_proc)
 
     def import_collection(self, data_source: Any, name: str, version: str | None = None,
-                          description: str = "", query: str | None = None) -> dict[str, Any]:
-        """Freeze search results or external data as a new, immutable collection version; its metadata."""
-        return self.collection_manager.import_collection(data_source, name, version, description, query)
+                          description: str = "", query: str | None = None,
+                          exclude_near_duplicates_of: str | None = None, exclude_assets_of: str | None = None,
+                          threshold: int | None = None) -> dict[str, Any]:
+        """Freeze search results or external data as a new, immutable collection version; its metadata.
+        `exclude_assets_of="train"` (or `"train:v3"`) leaves out the rows whose asset a member of that
+        collection version has; `exclude_near_duplicates_of` also those whose image is within
+        `threshold` bits (default 12) of one of its members' images (recorded in the metadata)."""
+        return self.collection_manager.import_collection(
+            data_source, name, version, description, query, exclude_near_duplicates_of=exclude_near_duplicates_of,
+            exclude_assets_of=exclude_assets_of, threshold=threshold)
+
+    def check_leakage(self, a: str | pd.DataFrame, b: str | pd.DataFrame, version_a: str | None = None,
+                      version_b: str | None = None, threshold: int | None = None) -> LeakageReport:
+        """What two collections (latest versions unless given) or sets of lake rows as `search()`
+        returns them share: exact assets, near-duplicate images within `threshold` bits (default 12),
+        rows, and uploads. Reads the lake's files only: no database build or indexing is needed."""
+        manager = self.collection_manager
+        return check_leakage(self.lake, side_of(manager, a, version_a, "a"), side_of(manager, b, version_b, "b"),
+                             threshold, self.num_proc)
 
     def load_collection(self, name: str, version: str | None = None, include_images: bool = True) -> Any:
         """A collection version (None: latest) as a datasets.Dataset with the Image feature."""

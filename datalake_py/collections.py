@@ -18,10 +18,13 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
 from .catalog.validation import validate_assets
+from .curation.groups import check_threshold
+from .curation.leakage import matching_hashes
 from .errors import ConflictError, NotFoundError, ValidationError
 from .fs import atomic_path, file_lock, read_json, write_json_atomic, write_text_atomic
 from .lake import (ASSETS_FILE, DATA_FILE, LATEST_FILE, LEGACY_ASSET_FOLDERS, MEMBERS_FILE, METADATA_FILE, NEW_ASSETS,
@@ -44,6 +47,14 @@ def fingerprint(members: Path) -> str:
             hasher.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode())
             hasher.update(b"\n")
     return hasher.hexdigest()
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """(collection, version or None for the latest) of `name` or `name:version`."""
+    if not isinstance(reference, str):
+        raise TypeError(f"a collection is named by a string, `name` or `name:version`, not {type(reference).__name__}")
+    name, colon, version = reference.partition(":")
+    return check_name(name, "collection"), check_name(version, "version") if colon else None
 
 
 class CollectionManager:
@@ -83,26 +94,38 @@ class CollectionManager:
     # -- import --------------------------------------------------------------------------------
 
     def import_collection(self, data_source: Any, name: str, version: str | None = None,
-                          description: str = "", query: str | None = None) -> dict[str, Any]:
+                          description: str = "", query: str | None = None,
+                          exclude_near_duplicates_of: str | None = None, exclude_assets_of: str | None = None,
+                          threshold: int | None = None) -> dict[str, Any]:
         """Freeze rows as a new version; its metadata. Lake rows (search results) keep their columns;
-        other data has its assets stored first, as an upload would."""
+        other data has its assets stored first, as an upload would.
+
+        `exclude_assets_of` leaves out the rows whose asset a member of that collection has;
+        `exclude_near_duplicates_of` also those whose image is within `threshold` bits (default 12)
+        of one of its members' images. Each names a collection, `name` (its latest version) or
+        `name:version`; the metadata's `exclusions` records what was left out and why.
+        """
         check_name(name, "collection")
         if version is not None:
             check_name(version, "version")
             if version == LATEST_FILE:
                 raise ValidationError(f"{LATEST_FILE!r} names the newest version; choose another version name")
+        exclusions = self._exclusions(exclude_assets_of, exclude_near_duplicates_of, threshold)
         folder = self._folder(name)
         folder.mkdir(parents=True, exist_ok=True)
         work = folder / f".import-{new_upload_id()}"
         work.mkdir()
         try:
             source_text = self._write_members(data_source, work)
+            excluded = self._exclude(work / MEMBERS_FILE, exclusions)
             with file_lock(self.lake.lock_path("collection", name)):
                 chosen = version or self._next_version(name)
                 if chosen in self._used_versions(name):
                     raise ConflictError(f"collection {name!r} already has (or had) version {chosen!r}; versions "
                                         "never change and deleted ones are not reused: import as a new version")
                 metadata = self._metadata(name, chosen, description, query or source_text, work / MEMBERS_FILE)
+                if excluded:
+                    metadata["exclusions"] = excluded
                 write_json_atomic(work / METADATA_FILE, metadata)
                 for f in (work / MEMBERS_FILE, work / METADATA_FILE):
                     f.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
@@ -129,6 +152,46 @@ class CollectionManager:
         (work / ASSETS_FILE).unlink()
         (work / DATA_FILE).rename(work / MEMBERS_FILE)
         return source.description
+
+    def _exclusions(self, assets_of: str | None, near_duplicates_of: str | None,
+                    threshold: int | None) -> list[dict[str, Any]]:
+        """The exclusions asked for, each with the collection version it reads (checked before any
+        work): kind, of, version, fingerprint, and the threshold of near-duplicates."""
+        if threshold is not None and near_duplicates_of is None:
+            raise ValidationError("threshold applies to exclude_near_duplicates_of only: name the collection "
+                                  "whose near-duplicates to leave out")
+        exclusions = []
+        for kind, reference in (("assets", assets_of), ("near_duplicates", near_duplicates_of)):
+            if reference is None:
+                continue
+            of, version = split_reference(reference)
+            info = self.info(of, version)
+            near = {"threshold": check_threshold(threshold)} if kind == "near_duplicates" else {}
+            exclusions.append({"kind": kind, "of": of, "version": info["version"],
+                               "fingerprint": info["fingerprint"], **near})
+        return exclusions
+
+    def _exclude(self, members: Path, exclusions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Leave the excluded rows out of `members` (rewritten in place, in the hidden import folder);
+        each exclusion with the rows it removed and their asset hashes. ValidationError if none is left."""
+        if not exclusions:
+            return []
+        table = pq.read_table(members)
+        records = []
+        for exclusion in exclusions:
+            before = table.num_rows
+            rows = table.select(["hash", "path"]).to_pandas() if "hash" in table.column_names else pd.DataFrame()
+            hashes = matching_hashes(self.lake, rows, self.members(exclusion["of"], exclusion["version"]),
+                                     exclusion.get("threshold"), self.num_proc)
+            if hashes:
+                table = table.filter(pc.invert(pc.fill_null(pc.is_in(table["hash"], pa.array(hashes, pa.string())),
+                                                            False)))
+            records.append({**exclusion, "rows_removed": before - table.num_rows, "hashes": hashes})
+        if not table.num_rows:
+            made = ", ".join(f"{e['kind'].replace('_', '-')} of {e['of']} {e['version']}" for e in exclusions)
+            raise ValidationError(f"every row is excluded ({made}): nothing is left to freeze as a version")
+        pq.write_table(table, members)
+        return records
 
     def _lake_rows(self, rows: pd.DataFrame, work: Path) -> str:
         store = AssetStore(self.lake.assets)

@@ -36,11 +36,25 @@ def import_(ctx: typer.Context,
             source: Path = typer.Argument(..., help="A parquet file or folder, or a save_to_disk folder."),
             name: str = typer.Option(..., "--name", help="The collection to add a version to (made if new)."),
             version: Optional[str] = typer.Option(None, "--version", help="Default: the next vN."),
-            description: str = typer.Option("", "--description", help="What the version holds.")) -> None:
+            description: str = typer.Option("", "--description", help="What the version holds."),
+            near_of: Optional[str] = typer.Option(
+                None, "--exclude-near-duplicates-of", metavar="NAME[:VERSION]",
+                help="Leave out rows whose image is the same as or a near-duplicate of a member's of this collection "
+                     "(default: its latest version)."),
+            assets_of: Optional[str] = typer.Option(
+                None, "--exclude-assets-of", metavar="NAME[:VERSION]",
+                help="Leave out rows whose asset a member of this collection has (default: its latest version)."),
+            threshold: Optional[int] = typer.Option(
+                None, "--threshold",
+                help="Bits within which images are near-duplicates, 0 to 14 (default 12).")) -> None:
     """Freeze external data as a new collection version (its assets go into the lake's store)."""
-    meta = client_for(ctx).import_collection(source, name, version, description)
+    meta = client_for(ctx).import_collection(source, name, version, description, exclude_near_duplicates_of=near_of,
+                                             exclude_assets_of=assets_of, threshold=threshold)
     typer.echo(f"Collection {meta['name']} {meta['version']}: {meta['num_samples']} samples, "
                f"fingerprint {meta['fingerprint']}")
+    for exclusion in meta.get("exclusions", []):
+        what = "assets" if exclusion["kind"] == "assets" else f"near-duplicates (threshold {exclusion['threshold']})"
+        typer.echo(f"Left out {exclusion['rows_removed']} row(s): {what} of {exclusion['of']} {exclusion['version']}")
 
 
 @app.command("export")

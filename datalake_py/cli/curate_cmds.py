@@ -1,17 +1,23 @@
-"""`datalake curate`: perceptual fingerprints of the lake's images, for finding near-duplicates."""
+"""`datalake curate`: perceptual fingerprints of the lake's images, for finding near-duplicates and
+leakage between collections."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from ..curation import DEFAULT_THRESHOLD, MAX_DISTANCE
+from ..errors import ValidationError
 from .context import client_for
-from .output import echo_json, note, print_frame
+from .output import echo_json, fit_table, note, print_frame, terminal_width
 from .query_cmds import FILTER_OPTIONS, search_filters
 
-app = typer.Typer(no_args_is_help=True, help="Find near-duplicate images across the lake.")
+if TYPE_CHECKING:
+    from ..curation.leakage import LeakageReport
+
+app = typer.Typer(no_args_is_help=True, help="Find near-duplicate images across the lake, and leakage between "
+                                             "collections.")
 
 
 @app.command("index")
@@ -52,3 +58,56 @@ def dupes(ctx: typer.Context,
     elif fmt == "table":
         note(f"{groups['group'].nunique():,} group(s) of near-duplicates, {len(groups):,} image(s), "
              f"threshold {DEFAULT_THRESHOLD if threshold is None else threshold} bits")
+
+
+LEAKAGE_FORMATS = ("table", "json")
+SHOWN = 20  # items of each kind a table shows
+
+
+@app.command("leakage")
+def leakage(ctx: typer.Context, a: str = typer.Argument(..., help="A collection (e.g. the training set)."),
+            b: str = typer.Argument(..., help="Another collection (e.g. the test set)."),
+            version_a: Optional[str] = typer.Option(None, "--version-a", help="A's version (default: latest)."),
+            version_b: Optional[str] = typer.Option(None, "--version-b", help="B's version (default: latest)."),
+            threshold: Optional[int] = typer.Option(None, "--threshold",
+                                                    help="Bits within which images are near-duplicates, "
+                                                         f"0 to {MAX_DISTANCE} (default {DEFAULT_THRESHOLD})."),
+            fmt: str = typer.Option("table", "--format", help="table or json (every item in full).")) -> None:
+    """Check two collections for shared assets, near-duplicate images and shared rows; exit 1 if any."""
+    if fmt not in LEAKAGE_FORMATS:
+        raise ValidationError(f"--format must be one of {', '.join(LEAKAGE_FORMATS)}")
+    report = client_for(ctx).check_leakage(a, b, version_a, version_b, threshold)
+    if fmt == "json":
+        echo_json(report.to_dict())
+    else:
+        _print_report(report)
+    if report.same_uploads:
+        note(f"Rows of {len(report.same_uploads):,} upload(s) are on both sides (usual for a split of one upload; "
+             "not counted as leakage).")
+    if report.unchecked_images:
+        note(f"{report.unchecked_images:,} image asset(s) are missing from the store and were not compared: "
+             "run `datalake db validate`.")
+    if report.leaks:
+        note(report.summary())
+        raise typer.Exit(1)
+
+
+def _print_report(report: "LeakageReport") -> None:
+    """Each kind of finding as a table fitted to the terminal (what leaks is said on stderr), or
+    that nothing leaks."""
+    import pandas as pd
+
+    sections = [("Shared assets", report.exact[["path", "rows_a", "rows_b"]]),
+                ("Near-duplicate pairs", report.near[["distance", "path_a", "path_b"]]),
+                ("Shared rows", pd.DataFrame({"row_id": report.same_rows})),
+                ("Uploads on both sides", pd.DataFrame({"upload_id": report.same_uploads}))]
+    width, blocks = terminal_width(), [] if report.leaks else [report.summary()]
+    for title, frame in sections:
+        if not len(frame):
+            continue
+        rows = [[str(v) for v in row] for row in frame.head(SHOWN).itertuples(index=False)]
+        text, _, _ = fit_table([str(c) for c in frame.columns], rows, width)
+        more = f"\n... and {len(frame) - SHOWN:,} more (--format json lists every one)" if len(frame) > SHOWN else ""
+        blocks.append(f"{title} ({len(frame):,}):\n{text}{more}")
+    if blocks:
+        typer.echo("\n\n".join(blocks))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import threading
+from concurrent.futures import Executor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,7 @@ def index_fingerprints(lake: Lake, num_proc: int, stop: threading.Event | None =
 def _fingerprint(lake: Lake, todo: list[tuple[str, str]], num_proc: int, lock_fd: int, stop: threading.Event,
                  counts: dict[str, int]) -> None:
     """Fingerprint the assets `todo` in parts of CHUNK, counting what was done in `counts`."""
-    processes = max(1, num_proc) if len(todo) >= PROCESS_MIN_ASSETS else 0
-    workers = start_workers(partial(Fingerprinter, str(lake.root)), processes, (lock_fd,))
+    workers = _workers(lake, len(todo), num_proc, (lock_fd,))
     run_id = new_upload_id()
     try:
         with progress(desc="fingerprinting", total=len(todo), unit="image") as bar:
@@ -92,8 +92,7 @@ def _fingerprint(lake: Lake, todo: list[tuple[str, str]], num_proc: int, lock_fd
                 if stop.is_set():
                     break
                 chunk = todo[start:start + CHUNK]
-                futures = [workers.submit(chunk[i:i + BATCH]) for i in range(0, len(chunk), BATCH)]
-                found = [answer for future in futures for answer in future.result() if answer is not None]
+                found = _answers(workers, chunk)
                 _write_part(lake.fingerprint_record(run_id, counts["parts"]), found)
                 counts["parts"] += 1
                 counts["fingerprinted"] += sum(1 for _, value in found if value is not None)
@@ -102,6 +101,44 @@ def _fingerprint(lake: Lake, todo: list[tuple[str, str]], num_proc: int, lock_fd
                 bar.update(len(chunk))
     finally:
         workers.shutdown(cancel_futures=True)
+
+
+def _workers(lake: Lake, count: int, num_proc: int, inherit: tuple[int, ...] = ()) -> Executor:
+    """Fingerprinters for `count` assets: in child processes when there are enough to pay for them."""
+    processes = max(1, num_proc) if count >= PROCESS_MIN_ASSETS else 0
+    return start_workers(partial(Fingerprinter, str(lake.root)), processes, inherit)
+
+
+def _answers(workers: Executor, assets: list[tuple[str, str]]) -> list[tuple[str, int | None]]:
+    """(hash, fingerprint or None) of `assets`, BATCH per call; missing or unsafe store files left out."""
+    futures = [workers.submit(assets[i:i + BATCH]) for i in range(0, len(assets), BATCH)]
+    return [answer for future in futures for answer in future.result() if answer is not None]
+
+
+def compute_fingerprints(lake: Lake, assets: list[tuple[str, str]], num_proc: int) -> dict[str, int | None]:
+    """Hash to fingerprint (None: not an image) of store assets given as (hash, path), computed now
+    and recorded nowhere: for reads that cannot wait for the indexer. Missing store files are left out."""
+    workers = _workers(lake, len(assets), num_proc)
+    found: dict[str, int | None] = {}
+    try:
+        with progress(desc="fingerprinting", total=len(assets), unit="image") as bar:
+            for start in range(0, len(assets), CHUNK):
+                found.update(_answers(workers, assets[start:start + CHUNK]))
+                bar.update(len(assets[start:start + CHUNK]))
+    finally:
+        workers.shutdown(cancel_futures=True)
+    return found
+
+
+def recorded_fingerprints(lake: Lake, hashes: list[str]) -> dict[str, int | None]:
+    """Hash to fingerprint (None: not an image) of those of `hashes` the fingerprint ledger holds."""
+    parts = _parts(lake.fingerprint_ledger)
+    if not parts or not hashes:
+        return {}
+    query = """select hash, any_value(fingerprint) from read_parquet(?, union_by_name=true)
+               where hash in (select unnest(?)) group by hash"""
+    with duckdb.connect() as con:
+        return dict(con.execute(query, [parts, hashes]).fetchall())
 
 
 def unfingerprinted(lake: Lake) -> list[tuple[str, str]]:

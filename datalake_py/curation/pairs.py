@@ -57,18 +57,43 @@ def _fingerprints(fingerprint_parts: list[str]) -> tuple[np.ndarray, np.ndarray,
             select hash, any_value(fingerprint) as fingerprint, min(filename) as part
             from read_parquet($parts, filename=true) where fingerprint is not null group by hash order by hash""",
                         params={"parts": fingerprint_parts}).to_arrow_table()
-    values = table["fingerprint"].to_numpy().astype(np.int64).view(np.uint8).reshape(-1, 8)
-    return (table["hash"].to_numpy(zero_copy_only=False), np.ascontiguousarray(values),
+    return (table["hash"].to_numpy(zero_copy_only=False), packed(table["fingerprint"].to_numpy()),
             table["part"].to_numpy(zero_copy_only=False))
+
+
+def packed(fingerprints: np.ndarray) -> np.ndarray:
+    """Fingerprints (int64) as the rows of 8 bytes faiss's binary indexes take."""
+    return np.ascontiguousarray(fingerprints.astype(np.int64).view(np.uint8).reshape(-1, 8))
+
+
+def _within(index: object, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query row, index row, distance) of every fingerprint in `index` within `radius` bits of a query."""
+    limits, distances, found = index.range_search(queries, radius + 1)  # faiss's radius is strict
+    return np.repeat(np.arange(len(queries)), np.diff(limits).astype(np.int64)), found, distances
 
 
 def _pairs(index: object, values: np.ndarray, hashes: np.ndarray, rows: np.ndarray) -> pa.Table:
     """The pairs of the fingerprints at `rows` with every fingerprint in `index`, itself left out."""
-    limits, distances, found = index.range_search(values[rows], MAX_DISTANCE + 1)  # radius: strictly under
-    queried = np.repeat(rows, np.diff(limits).astype(np.int64))
+    queried, found, distances = _within(index, values[rows], MAX_DISTANCE)
+    queried = rows[queried]
     other = found != queried
     a, b = hashes[queried[other]], hashes[found[other]]
     pairs = pa.table({"hash_a": np.minimum(a, b), "hash_b": np.maximum(a, b), "distance": distances[other]})
     once = pairs.group_by(["hash_a", "hash_b"]).aggregate([("distance", "min")])  # both sides in this part
     return pa.table({"hash_a": once["hash_a"], "hash_b": once["hash_b"],
                      "distance": once["distance_min"]}).cast(PAIR_SCHEMA)
+
+
+def cross_pairs(fingerprints_a: dict[str, int], fingerprints_b: dict[str, int], threshold: int) -> pa.Table:
+    """The pairs (hash_a, hash_b, distance) of a fingerprint of `a` and one of `b` (hash to fingerprint)
+    that differ in at most `threshold` bits, the same hash on both sides included."""
+    if not fingerprints_a or not fingerprints_b:
+        return PAIR_SCHEMA.empty_table()
+    import faiss
+
+    hashes_a, hashes_b = np.array(list(fingerprints_a), dtype=object), np.array(list(fingerprints_b), dtype=object)
+    index = faiss.IndexBinaryFlat(64)
+    index.add(packed(np.fromiter(fingerprints_b.values(), np.int64, len(fingerprints_b))))
+    queried, found, distances = _within(index, packed(np.fromiter(fingerprints_a.values(), np.int64,
+                                                                   len(fingerprints_a))), threshold)
+    return pa.table({"hash_a": hashes_a[queried], "hash_b": hashes_b[found], "distance": distances}).cast(PAIR_SCHEMA)
