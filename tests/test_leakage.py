@@ -83,6 +83,12 @@ def test_a_collection_against_a_search_and_two_searches(lake):
     assert lake.check_leakage(pool[pool["n"] >= 2], fresh, threshold=14).near.empty
 
 
+def test_an_image_missing_from_the_store_is_counted_as_unchecked(lake):
+    gone = "0" * 32
+    report = lake.check_leakage("train", pd.DataFrame({"hash": [gone], "path": [f"00/{gone}.jpg"]}))
+    assert (report.leaks, report.unchecked_images) == (False, 1)
+
+
 def test_bad_sides_and_thresholds_are_refused_clearly(lake):
     with pytest.raises(NotFoundError, match="collection 'nope' does not exist"):
         lake.check_leakage("train", "nope")

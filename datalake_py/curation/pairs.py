@@ -8,7 +8,8 @@ Each fingerprint part is paired once, after it is written: its fingerprints agai
 has, written as `ledger/near_pairs/<the fingerprint part's name>` (under a temporary name, then
 renamed). A run pairs every fingerprint part that has no pair part yet, so a run killed in between
 is completed by the next one. A pair can be found from both sides (two parts paired in one run):
-the `near_duplicates` mart keeps it once.
+the `near_duplicates` mart keeps it once. `cross_pairs` pairs two given sets of fingerprints the
+same way, for leakage checks between collections.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def cross_pairs(fingerprints_a: dict[str, int], fingerprints_b: dict[str, int], 
     that differ in at most `threshold` bits, the same hash on both sides included."""
     if not fingerprints_a or not fingerprints_b:
         return PAIR_SCHEMA.empty_table()
-    import faiss
+    import faiss  # loaded only when there are images to pair
 
     hashes_a, hashes_b = np.array(list(fingerprints_a), dtype=object), np.array(list(fingerprints_b), dtype=object)
     index = faiss.IndexBinaryFlat(64)
