@@ -13,36 +13,46 @@ PNG to JPEG), cropped by 5% at one edge (right, bottom, left, top in turn), brig
 - fingerprints per second of the 40 KB JPEGs (the tiles, read --speed-files times in all), in
   one process and in a pool of 2 worker processes, vs Pillow decoding each whole image to grey
   (what a fingerprint that decodes everything costs);
-- the pair search of datalake_py/curation/pairs.py (faiss's binary flat index, every fingerprint
-  against all, within 14 bits) over --search-sizes random fingerprints, and 10,000 new ones
-  against the largest size, vs the same pairs in DuckDB SQL (a join on bit_count(xor(a, b)))
-  over 20,000 fingerprints.
+- the lake's pairing (datalake_py/curation/pairs.py: faiss's binary flat index, every fingerprint
+  against all, within 14 bits) over ledger parts of --search-sizes random fingerprints in a
+  scratch lake under --workdir, with the process's peak memory, and 10,000 new ones against the
+  largest size, vs the same pairs in DuckDB SQL (a join on bit_count(xor(a, b))) over 20,000
+  fingerprints.
 
 Needs the `bench` extra (scikit-image, scikit-learn; their photos ship with them, nothing is
 downloaded): .venv/bin/pip install -e '.[bench]'
 Usage: python bench/curation.py [--variants 4] [--speed-files 4000] [--search-sizes 100000 1000000]
-       [--workdir bench-work/curation]
+       [--workdir bench-work/curation] [--only quality speed search]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import resource
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance, ImageOps
 
 from datalake.curation import DEFAULT_THRESHOLD, MAX_DISTANCE
 from datalake.curation.fingerprint import distance, fingerprint
+from datalake.curation.index import CHUNK, PART_SCHEMA
+from datalake.curation.pairs import pair_new_fingerprints
+from datalake.lake import Lake
+from datalake.schema import init_lake
 from machine import others_cpu_s
 
 WIDTH, QUALITY = 640, 90
 KINDS = ("resize50", "resize150", "jpeg_q50", "png", "png_to_jpeg", "crop5", "brighter15", "darker15", "border1")
 RECALL_TARGET, PRECISION_TARGET, SPEED_TARGET = 0.95, 0.99, 500
+PARTS = ("quality", "speed", "search")
 
 
 def photos() -> list[Image.Image]:
@@ -178,20 +188,23 @@ def speed(originals: list[Path], count: int) -> None:
         print(f"  {what:42} {rate:7.0f} images/s")
 
 
-def search_speed(sizes: list[int]) -> None:
-    import faiss
-
+def search_speed(sizes: list[int], workdir: Path) -> None:
+    """The lake's own pairing (`pair_new_fingerprints`) over ledger parts of random fingerprints in
+    a scratch lake: every part at first, then two more parts (10,000 new fingerprints) against the
+    largest size; beside DuckDB SQL pairing 20,000."""
+    print(f"pair search within {MAX_DISTANCE} bits (faiss binary flat index, the lake's ledger parts of {CHUNK:,}):")
     rng = np.random.default_rng(0)
-    print(f"pair search within {MAX_DISTANCE} bits (faiss binary flat index):")
     for n in sizes:
-        values = rng.integers(0, 256, (n, 8), dtype=np.uint8)
-        index = faiss.IndexBinaryFlat(64)
-        index.add(values)
+        shutil.rmtree(workdir / f"pairs-{n}", ignore_errors=True)  # a lake of an earlier run is paired already
+        lake = init_lake(workdir / f"pairs-{n}")
+        made = _random_parts(lake, rng, n, "base")
         start = time.perf_counter()
-        index.range_search(values, MAX_DISTANCE + 1)
-        print(f"  {n:>9,} against themselves  {time.perf_counter() - start:8.1f} s")
+        pairs = pair_new_fingerprints(lake, made)
+        print(f"  {n:>9,} against themselves  {time.perf_counter() - start:8.1f} s  {pairs:>9,} pairs  "
+              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    added = _random_parts(lake, rng, 10_000, "new")
     start = time.perf_counter()
-    index.range_search(rng.integers(0, 256, (10_000, 8), dtype=np.uint8), MAX_DISTANCE + 1)
+    pair_new_fingerprints(lake, made + added)
     print(f"     10,000 new against {n:,}  {time.perf_counter() - start:8.1f} s")
     with duckdb.connect() as con:
         con.execute("create table f as select i, (hash(i)::hugeint - 9223372036854775808)::bigint as v "
@@ -202,17 +215,36 @@ def search_speed(sizes: list[int]) -> None:
         print(f"  baseline: DuckDB SQL join over 20,000  {time.perf_counter() - start:8.1f} s")
 
 
+def _random_parts(lake: Lake, rng: np.random.Generator, n: int, run: str) -> list[str]:
+    """Write `n` random fingerprints of made-up hashes as fingerprint parts of CHUNK; their paths."""
+    paths = []
+    for part, first in enumerate(range(0, n, CHUNK)):
+        count = min(CHUNK, n - first)
+        hashes = [f"{run}{first + i:0{32 - len(run)}x}" for i in range(count)]
+        table = pa.table({"hash": hashes, "fingerprint": rng.integers(-2**63, 2**63 - 1, count, dtype=np.int64),
+                          "fingerprinted_at": [""] * count}, schema=PART_SCHEMA)
+        path = lake.fingerprint_record(run, part)
+        pq.write_table(table, path)
+        paths.append(str(path))
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", type=int, default=4, help="variants for every N-th image")
     parser.add_argument("--speed-files", type=int, default=4000, help="JPEGs read to measure speed")
     parser.add_argument("--search-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--workdir", type=Path, default=Path("bench-work/curation"))
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="the parts to run (default: all)")
     args = parser.parse_args()
-    originals, variants = write_workload(args.workdir / "images", args.variants)
-    quality(originals, variants)
-    speed(originals, args.speed_files)
-    search_speed(args.search_sizes)
+    if {"quality", "speed"} & set(args.only):
+        originals, variants = write_workload(args.workdir / "images", args.variants)
+        if "quality" in args.only:
+            quality(originals, variants)
+        if "speed" in args.only:
+            speed(originals, args.speed_files)
+    if "search" in args.only:
+        search_speed(args.search_sizes, args.workdir)
 
 
 if __name__ == "__main__":
