@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from . import config, export
-from .catalog import db, search, validation
+from .catalog import db, search, stats, validation
 from .collections import CollectionManager
 from .curation.groups import near_duplicate_groups
 from .curation.index import index_fingerprints
@@ -197,6 +197,18 @@ class DatalakeClient:
         hashes = None if search_results is None else sorted(set(search_results["hash"].dropna()))
         with self._lock:
             return near_duplicate_groups(self._connection(), hashes, threshold)
+
+    def stats(self, providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
+              tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+              meta: dict[str, Any] | None = None, threshold: int | None = None) -> dict[str, Any]:
+        """Statistics of the rows `search` with these filters matches, as a JSON-serialisable dict:
+        rows, assets, bytes, images (count, width and height p5/p50/p95), file_types, meta (per
+        meta field: distinct values and the most frequent), labels (rows, length percentiles),
+        duplicate_rows dropped at upload in the matched partitions, near_duplicates (groups of
+        images within `threshold` bits, default 12) and partitions (the dataset_stats mart's rows)."""
+        with self._lock:
+            return stats.dataset_stats(self._connection(), self.schema, threshold, providers=providers,
+                                       datasets=datasets, tasks=tasks, variants=variants, meta=meta)
 
     def browse(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> "Browsing":
         """Serve the lake's pages (overview, gallery, samples with their labels drawn, collections) from

@@ -124,7 +124,7 @@ def build_query(columns: list[str], providers: Sequence[str] | None = None, data
     return sql, params
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> duckdb.DuckDBPyConnection:
+def run_search(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> duckdb.DuckDBPyConnection:
     """Run a search's SQL; what DuckDB refuses (a bad JSON path, a value of the wrong type) is a ValidationError."""
     try:
         return con.execute(sql, params)
@@ -132,7 +132,7 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> duckdb.
         raise ValidationError(f"search failed: {exc}") from None
 
 
-def _query(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) -> tuple[str, list[Any]]:
+def matching_query(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) -> tuple[str, list[Any]]:
     """The SQL and parameters of `filters`, the columns they name checked against the catalog's."""
     named = filters.get("meta") or filters.get("text_search")  # the only filters naming columns
     return build_query(catalog_columns(con) if named else [], **filters)
@@ -140,11 +140,11 @@ def _query(con: duckdb.DuckDBPyConnection, filters: dict[str, Any]) -> tuple[str
 
 def search(con: duckdb.DuckDBPyConnection, **filters: Any) -> pd.DataFrame:
     """Catalog rows matching the filters (see `build_query`); columns empty for every row are dropped."""
-    frame = _run(con, *_query(con, filters)).df()
+    frame = run_search(con, *matching_query(con, filters)).df()
     return frame.dropna(axis=1, how="all") if len(frame) else frame
 
 
 def count(con: duckdb.DuckDBPyConnection, **filters: Any) -> int:
     """How many catalog rows match the filters of `search` (no limit): what a limited search leaves out."""
-    sql, params = _query(con, filters)
-    return _run(con, f"select count(*) from ({sql})", params).fetchone()[0]
+    sql, params = matching_query(con, filters)
+    return run_search(con, f"select count(*) from ({sql})", params).fetchone()[0]

@@ -1,0 +1,100 @@
+"""`datalake stats`: what the rows of a search hold, summed up (client.stats)."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import typer
+
+from ..errors import ValidationError
+from .context import client_for
+from .output import CUT, cut, echo_json, fit_table, note, one_line, terminal_width
+from .upload_cmd import parse_meta
+
+FORMATS = ("table", "json")
+PARTITION_COLUMNS = ["partition", "rows", "assets", "bytes", "width", "height", "types", "dup rows", "label len",
+                     "near-dups"]
+PARTITION_LEGEND = ("Per partition (width, height, label len: p5/p50/p95; near-dups: its images with a "
+                    "near-duplicate in the lake):")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("stats")
+    def stats_cmd(ctx: typer.Context,
+                  provider: List[str] = typer.Option([], "--provider", "-p", help="Repeatable; globs allowed."),
+                  dataset: List[str] = typer.Option([], "--dataset", "-d", help="Repeatable; globs allowed, e.g. 'coco_*'."),
+                  task: List[str] = typer.Option([], "--task", "-t", help="Repeatable; globs allowed; raw data is task 'raw'."),
+                  variant: List[str] = typer.Option([], "--variant", "-v", help="Repeatable; globs allowed."),
+                  meta: List[str] = typer.Option([], "--meta", "-m", help="FIELD=value (repeatable)."),
+                  threshold: Optional[int] = typer.Option(None, "--threshold",
+                                                          help="Near-duplicate distance in bits, 0 to 14 (default 12)."),
+                  fmt: str = typer.Option("table", "--format", help="table or json (every figure in full).")) -> None:
+        """Rows, assets, bytes, image sizes, file types, meta values, duplicates, near-duplicates and
+        label lengths of the rows a search with the same filters matches, and per partition."""
+        if fmt not in FORMATS:
+            raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
+        found = client_for(ctx).stats(providers=provider or None, datasets=dataset or None, tasks=task or None,
+                                      variants=variant or None, meta=parse_meta(meta) or None, threshold=threshold)
+        if fmt == "json":
+            echo_json(found)
+        elif not found["rows"]:
+            typer.echo("(no rows)")
+        else:
+            _print_summary(found)
+
+
+def _print_summary(found: dict[str, Any]) -> None:
+    """The totals as lines, then one table row per partition, all within the terminal's width."""
+    width = terminal_width()
+    lines = _summary_lines(found)
+    shown = [cut(one_line(line, width), width) for line in lines]
+    typer.echo("\n".join(shown) + "\n\n" + cut(PARTITION_LEGEND, width))
+    rows = [[p["partition_key"], f"{p['num_rows']:,}", f"{p['num_assets']:,}", f"{p['bytes']:,}",
+             _triple(p, "width"), _triple(p, "height"), _counts(p["file_types"]), f"{p['duplicate_rows']:,}",
+             _triple(p, "label_length"), _or_dash(p["near_duplicate_assets"])] for p in found["partitions"]]
+    text, left_out, was_cut = fit_table(PARTITION_COLUMNS, rows, width)
+    typer.echo(text)
+    if left_out:
+        note(f"{len(left_out)} column(s) did not fit in {width} characters: {', '.join(left_out)}; "
+             "see all with --format json")
+    if was_cut or shown != lines:
+        note(f"long values are cut with {CUT} to fit {width} characters; --format json shows them in full")
+
+
+def _summary_lines(found: dict[str, Any]) -> list[str]:
+    images, labels, near = found["images"], found["labels"], found["near_duplicates"]
+    lines = [f"rows {found['rows']:,}; assets {found['assets']:,}; bytes {found['bytes']:,}; "
+             f"duplicate rows dropped at upload {found['duplicate_rows']:,}"]
+    if images["count"]:
+        lines.append(f"images {images['count']:,}: width p5/p50/p95 {_slashed(images['width'])} px, "
+                     f"height {_slashed(images['height'])} px")
+    if found["file_types"]:
+        lines.append(f"file types: {_counts(found['file_types'])}")
+    for field, values in found["meta"].items():
+        more = values["distinct"] - len(values["top"])
+        lines.append(f"meta {field}: {_counts(values['top'])}" + (f" (and {more:,} more values)" if more else ""))
+    if labels["rows"]:
+        lines.append(f"labels {labels['rows']:,} rows: length p5/p50/p95 {_slashed(labels['length'])} characters")
+    if near["fingerprinted"]:
+        lines.append(f"near-duplicates within {near['threshold']} bits: {near['groups']:,} group(s) of "
+                     f"{near['images']:,} image(s), among {near['fingerprinted']:,} fingerprinted")
+    elif images["count"]:
+        lines.append("near-duplicates: no image has a fingerprint yet (`datalake curate index`, then `datalake db update`)")
+    return lines
+
+
+def _slashed(percentiles: dict[str, Any] | None) -> str:
+    return "-" if percentiles is None else "/".join(_or_dash(v) for v in percentiles.values())
+
+
+def _triple(row: dict[str, Any], name: str) -> str:
+    values = [row[f"{name}_{p}"] for p in ("p5", "p50", "p95")]
+    return "" if values[1] is None else "/".join(_or_dash(v) for v in values)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{value} {n:,}" for value, n in counts.items())
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)

@@ -1,0 +1,96 @@
+{#- One row per partition with what its rows and assets look like: sizes of its images, file
+    types, duplicate rows its uploads dropped, label lengths and near-duplicates. A view: it is
+    computed when read, from the partitions it is asked for, so it always agrees with the catalog,
+    the uploads and the fingerprints, whatever an update touched. Percentiles are nearest-rank
+    (quantile_disc: always a value that occurs). The label is the catalog's `label` column (the one
+    searches and the pages read); a lake without one has null label lengths. -#}
+{{ config(materialized='view') }}
+
+{%- set has_label = execute and 'label' in (adapter.get_columns_in_relation(ref('catalog'))
+      | map(attribute='name') | map('lower') | list) %}
+
+with partition_assets as (
+    select distinct provider, dataset, task, variant, hash
+    from {{ ref('catalog') }}
+    where hash is not null
+),
+
+near as (
+    select hash_a as hash from {{ ref('near_duplicates') }} where distance <= {{ var('near_duplicate_threshold') }}
+    union
+    select hash_b from {{ ref('near_duplicates') }} where distance <= {{ var('near_duplicate_threshold') }}
+),
+
+asset_stats as (
+    select
+        provider, dataset, task, variant,
+        count(stored.width) as image_assets,
+        quantile_disc(stored.width, [0.05, 0.5, 0.95]) as widths,
+        quantile_disc(stored.height, [0.05, 0.5, 0.95]) as heights,
+        histogram(stored.ext) as file_types,
+        count(fingerprints.hash) as fingerprinted_assets,
+        count(near.hash) as near_duplicate_assets
+    from partition_assets
+    left join {{ ref('assets') }} as stored using (hash)
+    left join {{ ref('asset_fingerprints') }} as fingerprints using (hash)
+    left join near using (hash)
+    group by all
+),
+
+since_overwrite as (
+    select provider, dataset, task, variant,
+           max(upload_id) filter (where overwrite) as last_overwrite
+    from {{ ref('uploads') }}
+    group by all
+),
+
+duplicates as (
+    select provider, dataset, task, variant, sum(uploads.duplicate_rows)::bigint as duplicate_rows
+    from {{ ref('uploads') }} as uploads
+    join since_overwrite using (provider, dataset, task, variant)
+    where last_overwrite is null or upload_id >= last_overwrite
+    group by all
+),
+
+labels as (
+    select
+        provider, dataset, task, variant,
+        {%- if has_label %}
+        count(label) as label_rows,
+        quantile_disc(length(label::varchar), [0.05, 0.5, 0.95]) as label_lengths
+        {%- else %}
+        0::bigint as label_rows,
+        null::bigint[] as label_lengths
+        {%- endif %}
+    from {{ ref('catalog') }}
+    group by all
+)
+
+select
+    partitions.partition_key,
+    partitions.provider,
+    partitions.dataset,
+    partitions.task,
+    partitions.variant,
+    partitions.num_rows,
+    partitions.num_assets,
+    partitions.bytes,
+    coalesce(asset_stats.image_assets, 0) as image_assets,
+    asset_stats.widths[1] as width_p5,
+    asset_stats.widths[2] as width_p50,
+    asset_stats.widths[3] as width_p95,
+    asset_stats.heights[1] as height_p5,
+    asset_stats.heights[2] as height_p50,
+    asset_stats.heights[3] as height_p95,
+    coalesce(asset_stats.file_types, map()) as file_types,
+    coalesce(duplicates.duplicate_rows, 0) as duplicate_rows,
+    labels.label_rows,
+    labels.label_lengths[1] as label_length_p5,
+    labels.label_lengths[2] as label_length_p50,
+    labels.label_lengths[3] as label_length_p95,
+    coalesce(asset_stats.fingerprinted_assets, 0) as fingerprinted_assets,
+    if(asset_stats.fingerprinted_assets > 0, asset_stats.near_duplicate_assets, null) as near_duplicate_assets
+from {{ ref('partitions') }} as partitions
+left join asset_stats using (provider, dataset, task, variant)
+left join duplicates using (provider, dataset, task, variant)
+left join labels using (provider, dataset, task, variant)
