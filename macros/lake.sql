@@ -84,6 +84,9 @@
     - touched_partitions (partition_key) and touched_hashes (hash, a view read after the models
       ran): the partitions and assets whose rows the changed part files add or drop, and the
       assets new ledger files describe; the aggregating marts replace only their rows;
+    - touched_stats_partitions (a view read after the models ran): touched_partitions, and the
+      partitions of new uploads (one whose rows were all duplicates writes no part file) and of
+      the assets new fingerprints and near pairs describe: the rows dataset_stats replaces;
     - rules (content): config/schema.yaml as the last build without failures checked it
       (record_checked_rules, on-run-end), and rules_changed (changed): whether it differs now.
 
@@ -188,6 +191,22 @@
   select hash from main.catalog where hash is not null and _build = {{ this_build() }}
   union
   select hash from main.stg_lake__asset_facts where _file in {{ changed_files('asset_facts') }};
+
+  create or replace view lake_build.touched_stats_partitions as
+  select provider, dataset, task, variant, partition_key from lake_build.touched_partitions
+  union
+  select provider, dataset, task, variant, provider || '/' || dataset || '/' || task || '/' || variant
+  from main.uploads where _file in {{ changed_files('uploads') }}
+  {%- if in_database('main', 'stg_lake__fingerprints') and in_database('main', 'stg_lake__near_pairs') %}
+  union
+  select provider, dataset, task, variant, provider || '/' || dataset || '/' || task || '/' || variant
+  from main.catalog
+  where hash in (select hash from main.stg_lake__fingerprints where _file in {{ changed_files('fingerprints') }}
+                 union all
+                 select hash_a from main.stg_lake__near_pairs where _file in {{ changed_files('near_pairs') }}
+                 union all
+                 select hash_b from main.stg_lake__near_pairs where _file in {{ changed_files('near_pairs') }})
+  {%- endif %};
   {%- endif %}
 
   create table if not exists lake_build.rules as select null::varchar as content where false;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import yaml
@@ -80,6 +81,9 @@ def test_the_mart_has_a_row_per_partition_that_follows_incremental_builds(lake):
     assert before.loc[TRAIN, ["num_rows", "duplicate_rows", "width_p95", "label_length_p95", "fingerprinted_assets"]
                       ].tolist() == [3, 0, 80, 8, 0]
     assert before["near_duplicate_assets"].isna().all()
+
+    client.build_db(full_refresh=True)  # the incremental builds left what a full build makes
+    assert client.sql("select * from dataset_stats order by partition_key").to_dict(orient="records") == rows
 
 
 def test_the_mart_counts_near_duplicates_at_the_default_threshold():
@@ -163,9 +167,9 @@ def test_the_command_prints_a_summary_and_a_table_of_partitions(lake):
     assert result.stderr == ""  # nothing was cut
 
     as_json = runner.invoke(cli, ["--base-path", str(client.base_path), "stats", "-t", "ocr", "-m", "lang=ko",
-                                  "--format", "json"])
+                                  "--threshold", "0", "--format", "json"])
     assert as_json.exit_code == 0, as_json.output
-    assert json.loads(as_json.stdout) == client.stats(tasks=["ocr"], meta={"lang": "ko"})
+    assert json.loads(as_json.stdout) == client.stats(tasks=["ocr"], meta={"lang": "ko"}, threshold=0)
     assert json.loads(as_json.stdout)["rows"] == 4
 
 
@@ -177,3 +181,37 @@ def test_a_lake_without_a_database_says_how_to_build_it(tmp_path):
     assert result.exit_code == 1
     assert result.stderr == (f"Error: no database at {client.db_path} yet; build it with `datalake db update` "
                              "(or client.build_db())\n")
+
+
+def test_an_overwrite_restarts_the_duplicate_count_and_a_lake_without_labels_has_none(client):
+    def notes(texts: list[str], overwrite: bool = False) -> None:
+        client.upload_raw(pd.DataFrame({"text": texts}), provider="test", dataset="notes", overwrite=overwrite)
+        process(client)
+
+    notes(["a", "b"])
+    client.build_db()
+    notes(["a"])  # a duplicate only: the upload writes no part file
+    client.build_db()
+    counts = ["num_rows", "num_assets", "bytes", "duplicate_rows", "label_rows", "label_length_p50", "file_types"]
+    assert client.sql("select * from dataset_stats")[counts].to_dict(orient="records") == [
+        {"num_rows": 2, "num_assets": 0, "bytes": 0, "duplicate_rows": 1, "label_rows": 0,
+         "label_length_p50": None, "file_types": {}}]
+    notes(["c", "d"], overwrite=True)  # drops the rows before it, and what its predecessors left out
+    client.build_db()
+    assert client.sql("select num_rows, duplicate_rows from dataset_stats").values.tolist() == [[2, 0]]
+    found = client.stats()
+    assert (found["rows"], found["assets"], found["duplicate_rows"], found["labels"]) == (
+        2, 0, 0, {"rows": 0, "length": None})
+    assert found["images"] == {"count": 0, "width": None, "height": None} and found["file_types"] == {}
+
+
+def test_a_database_built_before_statistics_says_how_to_update_it(client):
+    client.upload_raw(pd.DataFrame({"text": ["a"]}), provider="test", dataset="notes")
+    process(client)
+    client.build_db()
+    with duckdb.connect(str(client.db_path)) as con:  # as a datalake without the mart left it
+        con.execute("drop table dataset_stats")
+    with pytest.raises(NotFoundError, match=r"no dataset_stats table yet .* update it with `datalake db update`"):
+        client.stats()
+    client.build_db()
+    assert [p["num_rows"] for p in client.stats()["partitions"]] == [1]  # made whole by an update that read nothing new

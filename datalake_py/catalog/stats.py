@@ -43,21 +43,21 @@ def dataset_stats(con: duckdb.DuckDBPyConnection, schema: Schema, threshold: int
     lowered = {c.lower(): c for c in columns}
     fields = sorted({f for rule in schema.tasks.values() for f in rule.required_fields if f.lower() in lowered})
     label = lowered.get(LABEL)
-    found = run_search(con, _figures_query(sql, fields, label), params).fetchone()
-    (rows, assets, size, images, widths, heights, file_types, label_rows, lengths,
-     fingerprinted, image_hashes, partition_keys) = found[:12]
-    partitions = _partitions(con, partition_keys)
+    cursor = run_search(con, _figures_query(sql, fields, label), params)
+    found = dict(zip((d[0] for d in cursor.description), cursor.fetchone()))
+    partitions = _partitions(con, found["partition_keys"])
     return {
-        "rows": rows,
-        "assets": assets,
-        "bytes": size,
-        "images": {"count": images, "width": _percentiles(widths), "height": _percentiles(heights)},
-        "file_types": _ranked(file_types or {}),
-        "meta": {f: {"distinct": len(h or {}), "top": _ranked(h or {}, TOP_VALUES)}
-                 for f, h in zip(fields, found[12:]) if h},
-        "labels": {"rows": label_rows, "length": _percentiles(lengths)},
+        "rows": found["rows"],
+        "assets": found["assets"],
+        "bytes": found["bytes"],
+        "images": {"count": found["images"], "width": _percentiles(found["widths"]),
+                   "height": _percentiles(found["heights"])},
+        "file_types": _ranked(found["file_types"] or {}),
+        "meta": {f: {"distinct": len(found[f"meta_{i}"]), "top": _ranked(found[f"meta_{i}"], TOP_VALUES)}
+                 for i, f in enumerate(fields) if found[f"meta_{i}"]},
+        "labels": {"rows": found["label_rows"], "length": _percentiles(found["label_lengths"])},
         "duplicate_rows": sum(p["duplicate_rows"] for p in partitions),
-        "near_duplicates": _near_duplicates(con, image_hashes, fingerprinted, threshold),
+        "near_duplicates": _near_duplicates(con, found["image_hashes"], found["fingerprinted"], threshold),
         "partitions": partitions,
     }
 
@@ -74,29 +74,29 @@ def _figures_query(search_sql: str, fields: list[str], label: str | None) -> str
     quantiles = "[" + ", ".join(str(q) for q in PERCENTILES.values()) + "]"
     length = f"length({quote(label)}::varchar)" if label else "null::bigint"
     kept = "".join(f", {quote(f)}" for f in fields)
-    meta = "".join(f",\n    (select histogram({quote(f)}::varchar) from matched)" for f in fields)
+    meta = "".join(f",\n    (select histogram({quote(f)}::varchar) from matched) as meta_{i}" for i, f in enumerate(fields))
     return f"""
 with matched as materialized (
-    select hash, provider || '/' || dataset || '/' || task || '/' || variant as _partition_key,
-           {length} as _label_length{kept}
+    select hash, provider || '/' || dataset || '/' || task || '/' || variant as partition_key,
+           {length} as label_length{kept}
     from ({search_sql})
 ),
 stored as materialized (
     select * from assets where hash in (select hash from matched where hash is not null)
 )
 select
-    (select count(*) from matched),
-    (select count(*) from stored),
-    (select coalesce(sum(bytes), 0)::bigint from stored),
-    (select count(width) from stored),
-    (select quantile_disc(width, {quantiles}) from stored),
-    (select quantile_disc(height, {quantiles}) from stored),
-    (select histogram(ext) from stored),
-    (select count(_label_length) from matched),
-    (select quantile_disc(_label_length, {quantiles}) from matched),
-    (select count(*) from asset_fingerprints where hash in (select hash from stored)),
-    (select coalesce(list(hash order by hash), []) from stored where width is not null),
-    (select coalesce(list(distinct _partition_key order by _partition_key), []) from matched){meta}
+    (select count(*) from matched) as rows,
+    (select count(*) from stored) as assets,
+    (select coalesce(sum(bytes), 0)::bigint from stored) as bytes,
+    (select count(width) from stored) as images,
+    (select quantile_disc(width, {quantiles}) from stored) as widths,
+    (select quantile_disc(height, {quantiles}) from stored) as heights,
+    (select histogram(ext) from stored) as file_types,
+    (select count(label_length) from matched) as label_rows,
+    (select quantile_disc(label_length, {quantiles}) from matched) as label_lengths,
+    (select count(*) from asset_fingerprints where hash in (select hash from stored)) as fingerprinted,
+    (select coalesce(list(hash order by hash), []) from stored where width is not null) as image_hashes,
+    (select coalesce(list(distinct partition_key order by partition_key), []) from matched) as partition_keys{meta}
 """
 
 

@@ -1,17 +1,21 @@
 {#- One row per partition with what its rows and assets look like: sizes of its images, file
-    types, duplicate rows its uploads dropped, label lengths and near-duplicates. A view: it is
-    computed when read, from the partitions it is asked for, so it always agrees with the catalog,
-    the uploads and the fingerprints, whatever an update touched. Percentiles are nearest-rank
-    (quantile_disc: always a value that occurs). The label is the catalog's `label` column (the one
-    searches and the pages read); a lake without one has null label lengths. -#}
-{{ config(materialized='view') }}
+    types, duplicate rows its uploads dropped, label lengths and near-duplicates. Percentiles are
+    nearest-rank (quantile_disc: always a value that occurs). The label is the catalog's `label`
+    column (the one searches and the pages read); a lake without one has no label lengths.
+    Incremental: only the partitions whose rows, uploads, or assets' fingerprints and near pairs
+    this build read are computed again (lake_build.touched_stats_partitions). -#}
+{{ config(materialized='incremental', incremental_strategy='touched_keys', unique_key='partition_key',
+          touched='touched_stats_partitions') }}
 
 {%- set has_label = execute and 'label' in (adapter.get_columns_in_relation(ref('catalog'))
       | map(attribute='name') | map('lower') | list) %}
+{%- set touched = "semi join lake_build.touched_stats_partitions using (provider, dataset, task, variant)"
+      if is_incremental() else "" %}
 
 with partition_assets as (
     select distinct provider, dataset, task, variant, hash
     from {{ ref('catalog') }}
+    {{ touched }}
     where hash is not null
 ),
 
@@ -41,6 +45,7 @@ since_overwrite as (
     select provider, dataset, task, variant,
            max(upload_id) filter (where overwrite) as last_overwrite
     from {{ ref('uploads') }}
+    {{ touched }}
     group by all
 ),
 
@@ -63,6 +68,7 @@ labels as (
         null::bigint[] as label_lengths
         {%- endif %}
     from {{ ref('catalog') }}
+    {{ touched }}
     group by all
 )
 
@@ -91,6 +97,7 @@ select
     coalesce(asset_stats.fingerprinted_assets, 0) as fingerprinted_assets,
     if(asset_stats.fingerprinted_assets > 0, asset_stats.near_duplicate_assets, null) as near_duplicate_assets
 from {{ ref('partitions') }} as partitions
+{{ touched }}
 left join asset_stats using (provider, dataset, task, variant)
 left join duplicates using (provider, dataset, task, variant)
 left join labels using (provider, dataset, task, variant)
