@@ -158,11 +158,11 @@ def test_the_command_prints_a_summary_and_a_table_of_partitions(lake):
         "labels 6 rows: length p5/p50/p95 2/4/16 characters",
         "near-duplicates within 12 bits: 1 group(s) of 2 image(s), among 6 fingerprinted",
         "",
-        "Per partition (width, height, label len: p5/p50/p95; near-dups: its images with a near-duplicate in the lake):"]
-    assert lines[9].split() == ["partition", "rows", "assets", "bytes", "width", "height", "types", "dup", "rows",
-                                "label", "len", "near-dups"]
-    assert lines[10].split() == [TRAIN, "4", "4", f"{bytes_of(A, B, C, D):,}", "48/64/96", "32/40/72",
-                                "png", "3,", "jpg", "1", "1", "2/4/16", "1"]
+        "Per partition (medians of image width x height and label length; near-dups: images with a near-duplicate):"]
+    assert lines[9].split() == ["partition", "rows", "assets", "bytes", "size", "p50", "types", "dup", "rows",
+                                "label", "p50", "near-dups"]
+    assert lines[10].split() == [TRAIN, "4", "4", f"{bytes_of(A, B, C, D):,}", "64x40", "png", "3,", "jpg", "1",
+                                 "1", "4", "1"]
     assert lines[11].split()[0] == VAL and len(lines) == 12 and all(len(line) <= 120 for line in lines)
     assert result.stderr == ""  # nothing was cut
 

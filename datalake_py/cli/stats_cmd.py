@@ -12,10 +12,8 @@ from .output import CUT, cut, echo_json, fit_table, note, one_line, terminal_wid
 from .upload_cmd import parse_meta
 
 FORMATS = ("table", "json")
-PARTITION_COLUMNS = ["partition", "rows", "assets", "bytes", "width", "height", "types", "dup rows", "label len",
-                     "near-dups"]
-PARTITION_LEGEND = ("Per partition (width, height, label len: p5/p50/p95; near-dups: its images with a "
-                    "near-duplicate in the lake):")
+PARTITION_COLUMNS = ["partition", "rows", "assets", "bytes", "size p50", "types", "dup rows", "label p50", "near-dups"]
+PARTITION_LEGEND = "Per partition (medians of image width x height and label length; near-dups: images with a near-duplicate):"
 
 
 def register(app: typer.Typer) -> None:
@@ -50,8 +48,8 @@ def _print_summary(found: dict[str, Any]) -> None:
     shown = [cut(one_line(line, width), width) for line in lines]
     typer.echo("\n".join(shown) + "\n\n" + cut(PARTITION_LEGEND, width))
     rows = [[p["partition_key"], f"{p['num_rows']:,}", f"{p['num_assets']:,}", f"{p['bytes']:,}",
-             _triple(p, "width"), _triple(p, "height"), _counts(p["file_types"]), f"{p['duplicate_rows']:,}",
-             _triple(p, "label_length"), _or_dash(p["near_duplicate_assets"])] for p in found["partitions"]]
+             _size(p), _counts(p["file_types"]), f"{p['duplicate_rows']:,}", _or_blank(p["label_length_p50"]),
+             _or_dash(p["near_duplicate_assets"])] for p in found["partitions"]]
     text, left_out, was_cut = fit_table(PARTITION_COLUMNS, rows, width)
     typer.echo(text)
     if left_out:
@@ -83,18 +81,22 @@ def _summary_lines(found: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _slashed(percentiles: dict[str, Any] | None) -> str:
-    return "-" if percentiles is None else "/".join(_or_dash(v) for v in percentiles.values())
+def _slashed(percentiles: dict[str, int]) -> str:
+    return "/".join(f"{v:,}" for v in percentiles.values())
 
 
-def _triple(row: dict[str, Any], name: str) -> str:
-    values = [row[f"{name}_{p}"] for p in ("p5", "p50", "p95")]
-    return "" if values[1] is None else "/".join(_or_dash(v) for v in values)
+def _size(row: dict[str, Any]) -> str:
+    return "" if row["width_p50"] is None else f"{row['width_p50']}x{row['height_p50']}"
+
+
+def _or_blank(value: Any) -> str:
+    return "" if value is None else f"{value:,}"
 
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{value} {n:,}" for value, n in counts.items())
 
 
-def _or_dash(value: Any) -> str:
-    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+def _or_dash(value: int | None) -> str:
+    """A count, or `-` where it is not known (no image of the partition has a fingerprint yet)."""
+    return "-" if value is None else f"{value:,}"
