@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from conftest import process
 from datalake import DatalakeClient, NotFoundError, ValidationError
 from datalake.cli import app as cli
-from datalake.curation.fingerprint import DEFAULT_THRESHOLD
+from datalake.curation import DEFAULT_THRESHOLD
 from test_fingerprint import encoded, picture
 
 TRAIN, VAL = "huggingface/train/ocr/v1", "huggingface/val/ocr/v1"
@@ -158,7 +158,7 @@ def test_the_command_prints_a_summary_and_a_table_of_partitions(lake):
         "labels 6 rows: length p5/p50/p95 2/4/16 characters",
         "near-duplicates within 12 bits: 1 group(s) of 2 image(s), among 6 fingerprinted",
         "",
-        "Per partition (medians of image width x height and label length; near-dups: images with a near-duplicate):"]
+        "Per partition (medians of image size and label length; near-dups: images with a near-duplicate within 12 bits):"]
     assert lines[9].split() == ["partition", "rows", "assets", "bytes", "size", "p50", "types", "dup", "rows",
                                 "label", "p50", "near-dups"]
     assert lines[10].split() == [TRAIN, "4", "4", f"{bytes_of(A, B, C, D):,}", "64x40", "png", "3,", "jpg", "1",

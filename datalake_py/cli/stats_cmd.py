@@ -6,33 +6,34 @@ from typing import Any, List, Optional
 
 import typer
 
+from ..curation import DEFAULT_THRESHOLD, MAX_DISTANCE
 from ..errors import ValidationError
 from .context import client_for
 from .output import CUT, cut, echo_json, fit_table, note, one_line, terminal_width
-from .upload_cmd import parse_meta
+from .query_cmds import FILTER_OPTIONS, search_filters
 
 FORMATS = ("table", "json")
+FILTERS = ("providers", "datasets", "tasks", "variants", "meta")  # the search filters client.stats takes
 PARTITION_COLUMNS = ["partition", "rows", "assets", "bytes", "size p50", "types", "dup rows", "label p50", "near-dups"]
-PARTITION_LEGEND = "Per partition (medians of image width x height and label length; near-dups: images with a near-duplicate):"
+PARTITION_LEGEND = ("Per partition (medians of image size and label length; near-dups: images with a near-duplicate "
+                    f"within {DEFAULT_THRESHOLD} bits):")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("stats")
     def stats_cmd(ctx: typer.Context,
-                  provider: List[str] = typer.Option([], "--provider", "-p", help="Repeatable; globs allowed."),
-                  dataset: List[str] = typer.Option([], "--dataset", "-d", help="Repeatable; globs allowed, e.g. 'coco_*'."),
-                  task: List[str] = typer.Option([], "--task", "-t", help="Repeatable; globs allowed; raw data is task 'raw'."),
-                  variant: List[str] = typer.Option([], "--variant", "-v", help="Repeatable; globs allowed."),
-                  meta: List[str] = typer.Option([], "--meta", "-m", help="FIELD=value (repeatable)."),
-                  threshold: Optional[int] = typer.Option(None, "--threshold",
-                                                          help="Near-duplicate distance in bits, 0 to 14 (default 12)."),
+                  provider: List[str] = FILTER_OPTIONS["provider"], dataset: List[str] = FILTER_OPTIONS["dataset"],
+                  task: List[str] = FILTER_OPTIONS["task"], variant: List[str] = FILTER_OPTIONS["variant"],
+                  meta: List[str] = FILTER_OPTIONS["meta"],
+                  threshold: Optional[int] = typer.Option(None, "--threshold", help="Bits two fingerprints may differ "
+                                                          f"in, 0 to {MAX_DISTANCE} (default {DEFAULT_THRESHOLD})."),
                   fmt: str = typer.Option("table", "--format", help="table or json (every figure in full).")) -> None:
         """Rows, assets, bytes, image sizes, file types, meta values, duplicates, near-duplicates and
         label lengths of the rows a search with the same filters matches, and per partition."""
         if fmt not in FORMATS:
             raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
-        found = client_for(ctx).stats(providers=provider or None, datasets=dataset or None, tasks=task or None,
-                                      variants=variant or None, meta=parse_meta(meta) or None, threshold=threshold)
+        filters = search_filters(provider, dataset, task, variant, meta, None, None, None, 0)
+        found = client_for(ctx).stats(**{f: filters[f] for f in FILTERS}, threshold=threshold)
         if fmt == "json":
             echo_json(found)
         elif not found["rows"]:
