@@ -10,6 +10,7 @@ import typer
 from ..errors import DatalakeError
 from .output import echo_json, table
 from .context import client_for
+from .curate_cmds import THRESHOLD_OPTION
 
 app = typer.Typer(no_args_is_help=True, help="Immutable, versioned training sets.")
 
@@ -44,9 +45,7 @@ def import_(ctx: typer.Context,
             assets_of: Optional[str] = typer.Option(
                 None, "--exclude-assets-of", metavar="NAME[:VERSION]",
                 help="Leave out rows whose asset a member of this collection has (default: its latest version)."),
-            threshold: Optional[int] = typer.Option(
-                None, "--threshold",
-                help="Bits within which images are near-duplicates, 0 to 14 (default 12).")) -> None:
+            threshold: Optional[int] = THRESHOLD_OPTION) -> None:
     """Freeze external data as a new collection version (its assets go into the lake's store)."""
     meta = client_for(ctx).import_collection(source, name, version, description, exclude_near_duplicates_of=near_of,
                                              exclude_assets_of=assets_of, threshold=threshold)

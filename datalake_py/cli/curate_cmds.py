@@ -16,6 +16,9 @@ from .query_cmds import FILTER_OPTIONS, search_filters
 if TYPE_CHECKING:
     from ..curation.leakage import LeakageReport
 
+THRESHOLD_OPTION = typer.Option(None, "--threshold", help="Bits within which two images are near-duplicates, "
+                                f"0 to {MAX_DISTANCE} (default {DEFAULT_THRESHOLD}).")
+
 app = typer.Typer(no_args_is_help=True, help="Find near-duplicate images across the lake, and leakage between "
                                              "collections.")
 
@@ -44,8 +47,7 @@ def dupes(ctx: typer.Context,
           provider: List[str] = FILTER_OPTIONS["provider"], dataset: List[str] = FILTER_OPTIONS["dataset"],
           task: List[str] = FILTER_OPTIONS["task"], variant: List[str] = FILTER_OPTIONS["variant"],
           meta: List[str] = FILTER_OPTIONS["meta"],
-          threshold: Optional[int] = typer.Option(None, "--threshold", help="Bits two fingerprints may differ in, "
-                                                  f"0 to {MAX_DISTANCE} (default {DEFAULT_THRESHOLD})."),
+          threshold: Optional[int] = THRESHOLD_OPTION,
           fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
     """Groups of near-duplicate images among the rows the filters match (none: the whole lake)."""
     client = client_for(ctx)
@@ -69,9 +71,7 @@ def leakage(ctx: typer.Context, a: str = typer.Argument(..., help="A collection 
             b: str = typer.Argument(..., help="Another collection (e.g. the test set)."),
             version_a: Optional[str] = typer.Option(None, "--version-a", help="A's version (default: latest)."),
             version_b: Optional[str] = typer.Option(None, "--version-b", help="B's version (default: latest)."),
-            threshold: Optional[int] = typer.Option(None, "--threshold",
-                                                    help="Bits within which images are near-duplicates, "
-                                                         f"0 to {MAX_DISTANCE} (default {DEFAULT_THRESHOLD})."),
+            threshold: Optional[int] = THRESHOLD_OPTION,
             fmt: str = typer.Option("table", "--format", help="table or json (every item in full).")) -> None:
     """Check two collections for shared assets, near-duplicate images and shared rows; exit 1 if any."""
     if fmt not in LEAKAGE_FORMATS:

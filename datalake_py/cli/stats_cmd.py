@@ -6,9 +6,10 @@ from typing import Any, List, Optional
 
 import typer
 
-from ..curation import DEFAULT_THRESHOLD, MAX_DISTANCE
+from ..curation import DEFAULT_THRESHOLD
 from ..errors import ValidationError
 from .context import client_for
+from .curate_cmds import THRESHOLD_OPTION
 from .output import CUT, cut, echo_json, fit_table, note, one_line, terminal_width
 from .query_cmds import FILTER_OPTIONS, search_filters
 
@@ -25,8 +26,7 @@ def register(app: typer.Typer) -> None:
                   provider: List[str] = FILTER_OPTIONS["provider"], dataset: List[str] = FILTER_OPTIONS["dataset"],
                   task: List[str] = FILTER_OPTIONS["task"], variant: List[str] = FILTER_OPTIONS["variant"],
                   meta: List[str] = FILTER_OPTIONS["meta"],
-                  threshold: Optional[int] = typer.Option(None, "--threshold", help="Bits two fingerprints may differ "
-                                                          f"in, 0 to {MAX_DISTANCE} (default {DEFAULT_THRESHOLD})."),
+                  threshold: Optional[int] = THRESHOLD_OPTION,
                   fmt: str = typer.Option("table", "--format", help="table or json (every figure in full).")) -> None:
         """Rows, assets, bytes, image sizes, file types, meta values, duplicates, near-duplicates and
         label lengths of the rows a search with the same filters matches, and per partition."""
