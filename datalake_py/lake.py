@@ -36,7 +36,11 @@ LEGACY_ASSET_FOLDERS = re.compile(r"^([0-9a-f]{2})/[0-9a-f]{2}/")  # `ab/cd/` of
 # the lake carry them, and uploading such rows again replaces them).
 PARTITION_COLUMNS = ("provider", "dataset", "task", "variant")  # the Hive partition folders
 ASSET_COLUMNS = ("hash", "path")  # the row's asset in the store
-LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at")  # written by the upload
+# written by the upload: who and when, and the asset's original file name (`_source_name`: the
+# path cell or the `Image` path it came from, null without one and in parts written before it existed)
+SOURCE_NAME = "_source_name"
+LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at", SOURCE_NAME)
+LAKE_ROW_MARKERS = ("_upload_id", "_uploaded_by", "_uploaded_at")  # every row out of the lake carries these
 BUILD_COLUMNS = ("row_id", "_file", "_build")  # added by the database build
 LAKE_COLUMNS = PARTITION_COLUMNS + ASSET_COLUMNS + LINEAGE_COLUMNS + BUILD_COLUMNS
 READER_COLUMNS = ("file_row_number",)  # DuckDB adds it when the build reads the part files

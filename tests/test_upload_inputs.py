@@ -25,7 +25,7 @@ from datalake.cli import app
 
 OCR_META = {"lang": "ko", "src": "real"}
 LAKE_COLUMNS_TEXT = ("is one of the lake's own columns (provider, dataset, task, variant, hash, path, _upload_id, "
-                     "_uploaded_by, _uploaded_at, row_id, _file, _build), which the lake writes itself; rename it (rows "
+                     "_uploaded_by, _uploaded_at, _source_name, row_id, _file, _build), which the lake writes itself; rename it (rows "
                      "that came out of the lake, with all of _upload_id, _uploaded_by, _uploaded_at, may carry them)")
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ..errors import ValidationError
-from ..lake import ASSET_COLUMNS, LAKE_COLUMNS, LINEAGE_COLUMNS, READER_COLUMNS
+from ..lake import ASSET_COLUMNS, LAKE_COLUMNS, LAKE_ROW_MARKERS, LINEAGE_COLUMNS, READER_COLUMNS, SOURCE_NAME
 
 FILE_COLUMNS = ("image_path", "file_path", "file")
 
@@ -31,6 +31,7 @@ class ColumnPlan:
     keep: list[str]
     meta_checked: dict[str, str] = field(default_factory=dict)  # column: the meta value every row must hold
     replaced: list[str] = field(default_factory=list)  # lake columns of lake rows, replaced by this upload
+    source_name: str | None = None  # the `_source_name` column of lake rows, whose original names are kept
 
 
 def plan_columns(schema: pa.Schema, meta: dict[str, str]) -> ColumnPlan:
@@ -38,7 +39,7 @@ def plan_columns(schema: pa.Schema, meta: dict[str, str]) -> ColumnPlan:
     name cannot be stored safely."""
     names = schema.names
     _check_names(names)
-    lake_rows = set(LINEAGE_COLUMNS) <= set(names)  # every row out of the lake has them
+    lake_rows = set(LAKE_ROW_MARKERS) <= set(names)  # every row out of the lake has them
     lake_owned = {n for n in names if n.casefold() in {c.casefold() for c in LAKE_COLUMNS}}
     asset = find_asset_column(schema, ignore_hash=lake_rows)
     if lake_rows:
@@ -49,7 +50,8 @@ def plan_columns(schema: pa.Schema, meta: dict[str, str]) -> ColumnPlan:
     keep = [n for n in names if n not in lake_owned and n != asset.name and n not in meta]
     stored = [*keep, *(ASSET_COLUMNS if asset.mode != "none" else ()), *meta, *LINEAGE_COLUMNS]
     _check_case(stored, meta)
-    return ColumnPlan(asset, keep, {n: meta[n] for n in names if n in meta}, replaced)
+    source_name = SOURCE_NAME if lake_rows and SOURCE_NAME in names else None
+    return ColumnPlan(asset, keep, {n: meta[n] for n in names if n in meta}, replaced, source_name)
 
 
 def _check_names(names: list[str]) -> None:
@@ -71,7 +73,7 @@ def _refuse_lake_columns(found: set[str]) -> None:
         raise ValidationError(
             f"column {name!r} is one of the lake's own columns ({', '.join(LAKE_COLUMNS)}), which the lake "
             "writes itself; rename it (rows that came out of the lake, with all of "
-            f"{', '.join(LINEAGE_COLUMNS)}, may carry them)")
+            f"{', '.join(LAKE_ROW_MARKERS)}, may carry them)")
 
 
 def _check_case(stored: list[str], meta: dict[str, str]) -> None:

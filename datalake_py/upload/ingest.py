@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 
 from ..errors import ValidationError, storage_errors
 from ..fs import file_lock, write_json_atomic
-from ..lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, Lake, Partition,
-                   check_name, new_upload_id, utc_now)
+from ..lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, SOURCE_NAME, Lake,
+                   Partition, check_name, new_upload_id, utc_now)
 from ..progress import progress
 from ..schema import load_schema
 from .assets import AssetInfo, AssetWriter, StoreLookup
-from .column_plan import plan_columns
+from .column_plan import AssetColumn, plan_columns
 from .sources import Source, json_column, open_source
 from .workers import start_workers
 
@@ -39,6 +39,8 @@ LOOKAHEAD = 2  # batches whose assets are read while an earlier one is finished 
 CHUNKS_PER_WORKER = 4  # calls per worker process and batch, so none waits for the slowest to the batch's end
 PROCESS_MIN_ROWS = 1024  # smaller uploads read their assets in this process: a child takes ~0.1 s to start
 NARROW_TYPES = {pa.large_string(): pa.string(), pa.string_view(): pa.string(), pa.large_binary(): pa.binary()}
+# a path cell whose folders say nothing once the file has left them: absolute, home, URL, `..`, Windows
+OUTSIDE_PATH = r"^(/|~)|://|(^|/)\.\.(/|$)|\\"
 ASSET_FACTS = pa.schema([("hash", pa.string()), ("path", pa.string()), ("kind", pa.string()),
                          ("ext", pa.string()), ("bytes", pa.int64()), ("width", pa.int32()),
                          ("height", pa.int32())])
@@ -81,6 +83,29 @@ def _file_folders(cells: list[Any], base: str) -> set[str]:
     return {os.path.join(base, os.path.expanduser(folder)) for folder in {os.path.dirname(p) for p in paths if p}}
 
 
+def original_names(cells: pa.Array) -> pa.Array:
+    """The original file names of path cells, as `_source_name` keeps them: a relative path as
+    written (without a leading `./`), the file name alone of any other path; null for none."""
+    text = cells.cast(pa.string())
+    outside = pc.fill_null(pc.match_substring_regex(text, OUTSIDE_PATH), False)
+    names = pc.if_else(outside, pc.replace_substring_regex(text, r"^.*[/\\]", ""),
+                       pc.replace_substring_regex(text, r"^(\./)+", ""))
+    return pc.if_else(pc.equal(names, ""), pa.scalar(None, pa.string()), names)
+
+
+def _source_names(batch: pa.RecordBatch, asset: AssetColumn, carried: str | None) -> pa.Array:
+    """`_source_name` of a batch's rows: the names rows out of the lake carry, else those of their
+    path cells or `Image` paths; nulls for bytes, hashes and rows without an asset."""
+    if carried is not None:
+        return batch.column(carried).cast(pa.string())
+    column = batch.column(asset.name) if asset.mode in ("image", "file") else None
+    if column is not None and pa.types.is_struct(column.type):
+        column = pc.struct_field(column, "path")
+    if column is None or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return pa.nulls(batch.num_rows, pa.string())
+    return original_names(column)
+
+
 class Problems:
     """Rows that cannot be uploaded, collected over the whole source and reported together."""
 
@@ -110,6 +135,7 @@ class PendingBatch:
     names: list[str]
     arrays: list[pa.Array]
     futures: list[Future]
+    source_names: pa.Array
 
 
 class BatchConverter:
@@ -162,7 +188,8 @@ class BatchConverter:
                 col = col.cast(NARROW_TYPES[col.type])
             names.append(name)
             arrays.append(col)
-        return PendingBatch(start, n, names, arrays, futures)
+        return PendingBatch(start, n, names, arrays, futures,
+                            _source_names(batch, self.column, self.plan.source_name))
 
     def _check_meta_column(self, column: pa.Array, name: str, value: str, start: int) -> None:
         """Report the rows whose own value of a meta field contradicts the upload's meta (nulls take it)."""
@@ -186,6 +213,8 @@ class BatchConverter:
         for key, value in [*self.request.meta.items(), *self.lineage.items()]:
             names.append(key)
             arrays.append(pa.array([value] * pending.num_rows, pa.string()))
+        names.append(SOURCE_NAME)
+        arrays.append(pending.source_names)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _gather(self, pending: PendingBatch) -> tuple[list, list]:

@@ -6,7 +6,7 @@
    trouble. With no such files, an empty view of the lake's columns, as _lake__models.yml declares. #}
 -- depends_on: {{ source('lake', 'catalog') }}
 {%- set partition = ["provider", "dataset", "task", "variant"] -%}
-{%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at"] -%}
+{%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at", "_source_name"] -%}
 {%- set files = files_read_by('catalog') %}
 {%- if files %}
 {%- set parts = "read_parquet(" ~ file_list(files) ~ ", hive_partitioning=false, union_by_name=true" %}
