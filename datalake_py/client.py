@@ -228,14 +228,15 @@ class DatalakeClient:
         return self.sql("select * from partitions order by partition_key")
 
     def download(self, search_results: pd.DataFrame, output_path: str | Path, format: str = "auto",
-                 include_images: bool = True) -> dict[str, Any]:
-        """Write search results to parquet (absolute asset paths) or a save_to_disk dataset (Image feature),
-        outside the lake; `format` is auto, parquet or dataset (alias datasets)."""
-        return export.download(self.lake, search_results, output_path, format, include_images)
+                 include_images: bool = True, labels: str = "json") -> dict[str, Any]:
+        """Write search results, outside the lake, as a portable folder: a save_to_disk dataset or
+        `data.parquet`, with its asset files in `assets/`; `format` is auto, parquet or dataset (alias
+        datasets); `labels="struct"` gives a `label` of JSON as a nested feature ("json": the text)."""
+        return export.download(self.lake, search_results, output_path, format, include_images, labels)
 
-    def to_dataset(self, search_results: pd.DataFrame, include_images: bool = True) -> Any:
+    def to_dataset(self, search_results: pd.DataFrame, include_images: bool = True, labels: str = "json") -> Any:
         """Search results as a datasets.Dataset whose `image` column is the Image feature."""
-        return export.to_dataset(self.lake, search_results, include_images)
+        return export.to_dataset(self.lake, search_results, include_images, labels)
 
     def to_pandas(self, search_results: pd.DataFrame, include_images: bool = True) -> pd.DataFrame:
         """Search results with absolute asset paths (and image bytes with include_images)."""
@@ -274,15 +275,20 @@ class DatalakeClient:
         return check_leakage(self.lake, side_of(manager, a, version_a, "a"), side_of(manager, b, version_b, "b"),
                              threshold, self.num_proc)
 
-    def load_collection(self, name: str, version: str | None = None, include_images: bool = True) -> Any:
+    def load_collection(self, name: str, version: str | None = None, include_images: bool = True,
+                        labels: str = "json") -> Any:
         """A collection version (None: latest) as a datasets.Dataset with the Image feature."""
-        return export.to_dataset(self.lake, self.collection_manager.members(name, version), include_images)
+        manager = self.collection_manager
+        return export.to_dataset(self.lake, manager.members(name, version), include_images, labels,
+                                 manager.info(name, version))
 
     def export_collection(self, name: str, version: str | None = None, output_path: str | Path = ".",
-                          format: str = "auto", include_images: bool = True) -> dict[str, Any]:
-        """Write a collection version as `datasets` (save_to_disk) or `parquet`, outside the lake."""
-        rows = self.collection_manager.members(name, version)
-        return export.download(self.lake, rows, output_path, format, include_images)
+                          format: str = "auto", include_images: bool = True, labels: str = "json") -> dict[str, Any]:
+        """Write a collection version as `download` writes rows, outside the lake, with its name,
+        version, description and fingerprint in the export."""
+        manager = self.collection_manager
+        return export.download(self.lake, manager.members(name, version), output_path, format, include_images,
+                               labels, manager.info(name, version))
 
     def delete_collection(self, name: str, version: str | None = None) -> list[str]:
         """Delete a version (None: the whole collection); `latest` moves back."""

@@ -79,18 +79,21 @@ def test_catalog_fixture_has_images_a_shared_image_and_a_pdf(lake):
     assert rows["path"].str.endswith(".pdf").sum() == 1 and rows["hash"].nunique() == 4
 
 
-def test_parquet_download_has_absolute_asset_paths_and_keeps_the_rest(lake, tmp_path):
+def test_parquet_download_is_a_folder_with_its_assets_and_keeps_the_rest(lake, tmp_path):
     rows = catalog(lake)
-    summary = download(lake, rows, tmp_path / "out.parquet")
+    summary = download(lake, rows, tmp_path / "out.parquet", include_images=False)
     total = sum(len(stored(lake, p)) for p in rows["path"])
     assert summary == {"output": str(tmp_path / "out.parquet"), "format": "parquet", "rows": 5,
                        "missing_assets": 0, "bytes": total}
-    out = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(out.columns) == list(rows.columns)
-    assert list(out["path"]) == [str(lake.assets / p) for p in rows["path"]]
-    assert all(xxhash.xxh3_128_hexdigest(Path(p).read_bytes()) == h for p, h in zip(out["path"], out["hash"]))
-    pd.testing.assert_frame_equal(out.drop(columns="path"), rows.drop(columns="path"), check_dtype=False)
+    out = pd.read_parquet(tmp_path / "out.parquet" / "data.parquet")
+    assert list(out.columns) == [c for c in rows.columns if c not in ("_file", "_build")] + ["image"]
+    assert list(out["path"]) == [f"assets/{h}.png" for h in rows["hash"][:4]] + ["assets/doc.pdf"]
+    assert all(xxhash.xxh3_128_hexdigest((tmp_path / "out.parquet" / p).read_bytes()) == h
+               for p, h in zip(out["path"], out["hash"]))
+    kept = [c for c in out.columns if c not in ("path", "image")]
+    pd.testing.assert_frame_equal(out[kept], rows[kept], check_dtype=False)
     assert visible_files(tmp_path) == ["lake", "out.parquet"]
+    assert visible_files(tmp_path / "out.parquet") == ["assets", "data.parquet"]
 
 
 def test_dataset_download_embeds_the_exact_stored_bytes(lake, tmp_path):
@@ -99,33 +102,35 @@ def test_dataset_download_embeds_the_exact_stored_bytes(lake, tmp_path):
     assert (summary["format"], summary["rows"], summary["missing_assets"]) == ("dataset", 5, 0)
     ds = datasets.load_from_disk(str(tmp_path / "ds"))
     assert isinstance(ds.features["image"], datasets.Image)
-    assert ds.column_names == [*rows.columns, "image"]
+    assert ds.column_names == [*(c for c in rows.columns if c not in ("_file", "_build")), "image"]
     assert ds[0]["image"].size == (24, 16)  # decodes as an image
     raw = ds.cast_column("image", datasets.Image(decode=False))
     for row, relpath in zip(raw, rows["path"]):
-        assert row["path"] == str(lake.assets / relpath)
         if relpath.endswith(".pdf"):
-            assert row["image"] is None
-        else:
-            assert row["image"] == {"bytes": stored(lake, relpath), "path": None}
+            assert row["image"] is None and row["path"] == "assets/doc.pdf"
+        else:  # bytes uploaded without a file name: named by their hash
+            assert row["image"] == {"bytes": stored(lake, relpath), "path": f"{row['hash']}.png"}
+            assert row["path"] is None
     assert visible_files(tmp_path) == ["ds", "lake"]
 
 
-def test_dataset_download_without_images_points_at_the_files(lake, tmp_path):
+def test_dataset_download_without_images_points_at_copies_of_the_files(lake, tmp_path, monkeypatch):
     rows = catalog(lake)
     download(lake, rows, tmp_path / "ds", include_images=False)
     ds = datasets.load_from_disk(str(tmp_path / "ds"))
     raw = ds.cast_column("image", datasets.Image(decode=False))
-    assert raw[0]["image"] == {"bytes": None, "path": str(lake.assets / rows["path"][0])}
-    assert raw[4]["image"] is None  # the pdf
-    assert ds[1]["image"].size == (24, 16)  # decoded from the stored file
+    assert raw[0]["image"] == {"bytes": None, "path": f"assets/{rows['hash'][0]}.png"}
+    assert (tmp_path / "ds" / raw[0]["image"]["path"]).read_bytes() == stored(lake, rows["path"][0])
+    assert raw[4]["image"] is None and raw[4]["path"] == "assets/doc.pdf"  # the pdf
+    monkeypatch.chdir(tmp_path / "ds")  # the paths are relative to the export's folder
+    assert ds[1]["image"].size == (24, 16)  # decoded from the copied file
 
 
 def test_format_is_picked_by_name_or_given(lake, tmp_path):
     rows = catalog(lake)
     assert download(lake, rows, tmp_path / "x.PARQUET")["format"] == "parquet"
     assert download(lake, rows, tmp_path / "y", format="parquet")["format"] == "parquet"
-    assert len(pd.read_parquet(tmp_path / "y")) == 5
+    assert len(pd.read_parquet(tmp_path / "y" / "data.parquet")) == 5
     assert download(lake, rows, tmp_path / "z.parquet", format="dataset")["format"] == "dataset"
     assert len(datasets.load_from_disk(str(tmp_path / "z.parquet"))) == 5
     with pytest.raises(ValidationError, match="format must be one of auto, parquet, dataset"):
@@ -154,8 +159,9 @@ def test_a_missing_asset_keeps_its_row_and_is_counted(lake, tmp_path):
     (lake.assets / rows["path"][1]).unlink()
     summary = download(lake, rows, tmp_path / "out.parquet")
     assert (summary["rows"], summary["missing_assets"]) == (5, 1)
-    out = pd.read_parquet(tmp_path / "out.parquet")
-    assert out["path"].isna().tolist() == [False, True, False, False, False]
+    out = pd.read_parquet(tmp_path / "out.parquet" / "data.parquet")
+    assert out["image"].isna().tolist() == [False, True, False, False, True]  # the pdf is no image
+    assert out["path"].isna().tolist() == [True, True, True, True, False]
     assert list(out["hash"]) == list(rows["hash"]) and list(out["n"]) == [1, 2, 3, 3, 99]
 
     assert download(lake, rows, tmp_path / "ds")["missing_assets"] == 1

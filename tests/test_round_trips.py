@@ -73,13 +73,13 @@ def test_relabelled_search_results_upload_again_and_every_build_keeps_every_row(
 def test_a_parquet_download_uploads_again_through_the_cli(lake, tmp_path):
     client = lake
     run(client, "download", "--dataset", "a", "--task", "ocr", "-o", tmp_path / "o.parquet")
-    frame = pd.read_parquet(tmp_path / "o.parquet")
+    frame = pd.read_parquet(tmp_path / "o.parquet" / "data.parquet")
     frame["label"] = "fixed"
-    frame.to_parquet(tmp_path / "o.parquet")
+    frame.to_parquet(tmp_path / "o.parquet" / "data.parquet")
     staged = run(client, "upload", tmp_path / "o.parquet", "--provider", "test", "--dataset", "a", *OCR_FLAGS,
                  "--variant", "fixed")
-    assert "their lake columns were replaced: _build, _file, _upload_id, _uploaded_at, _uploaded_by, dataset, path, " \
-           "provider, row_id, task, variant" in staged.stdout
+    assert "their lake columns were replaced: _upload_id, _uploaded_at, _uploaded_by, dataset, hash, " \
+           "path, provider, row_id, task, variant" in staged.stdout
     assert "10 rows" in staged.stdout
     run(client, "process", "start")
     run(client, "db", "update")

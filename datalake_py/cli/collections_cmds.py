@@ -11,6 +11,7 @@ from ..errors import DatalakeError
 from .output import echo_json, table
 from .context import client_for
 from .curate_cmds import THRESHOLD_OPTION
+from .query_cmds import LABELS_OPTION
 
 app = typer.Typer(no_args_is_help=True, help="Immutable, versioned training sets.")
 
@@ -59,14 +60,16 @@ def import_(ctx: typer.Context,
 @app.command("export")
 def export(ctx: typer.Context, name: str = typer.Argument(..., help="The collection."),
            version: Optional[str] = typer.Argument(None, help="The version (default: latest)."),
-           output: Path = typer.Option(..., "--output", "-o", help="A folder (datasets) or .parquet file, "
-                                                                   "outside the lake."),
+           output: Path = typer.Option(..., "--output", "-o", help="The export's folder, outside the lake "
+                                                                   "(parquet: a name ending in .parquet)."),
            fmt: str = typer.Option("auto", "--format",
                                    help="datasets (or dataset), parquet or auto (by the output name)."),
            include_images: bool = typer.Option(True, "--include-images/--no-images",
-                                               help="Embed image bytes, or point at the files.")) -> None:
+                                               help="Embed image bytes (the default), or copy the files into the "
+                                                    "export's assets/."),
+           labels: str = LABELS_OPTION) -> None:
     """Write a version (default: latest) as a save_to_disk dataset or parquet."""
-    summary = client_for(ctx).export_collection(name, version, output, fmt, include_images)
+    summary = client_for(ctx).export_collection(name, version, output, fmt, include_images, labels)
     typer.echo(f"Wrote {summary['rows']} rows to {summary['output']} ({summary['format']})")
 
 

@@ -33,6 +33,8 @@ FILTER_OPTIONS = {  # the search filters, shared by the commands that search
     "column": typer.Option("label", "--column", help="Column searched by --text."),
     "json_path": typer.Option(None, "--json-path", help="Search the values this JSON path selects."),
 }
+LABELS_OPTION = typer.Option("json", "--labels", help="json: the label column stays JSON text (the default); "
+                                                      "struct: a nested feature, its rows sharing one shape.")
 
 
 def _search_view(rows: "pd.DataFrame", columns: Optional[str]) -> tuple["pd.DataFrame", list[str]]:
@@ -103,7 +105,7 @@ def register(app: typer.Typer) -> None:
     @app.command("download")
     def download_cmd(ctx: typer.Context,
                      output: Path = typer.Option(..., "--output", "-o",
-                                                  help="A folder (dataset) or .parquet file, outside the lake."),
+                                                  help="The export's folder, outside the lake (parquet: a name ending in .parquet)."),
                      provider: List[str] = FILTER_OPTIONS["provider"], dataset: List[str] = FILTER_OPTIONS["dataset"],
                      task: List[str] = FILTER_OPTIONS["task"], variant: List[str] = FILTER_OPTIONS["variant"],
                      meta: List[str] = FILTER_OPTIONS["meta"], text: Optional[str] = FILTER_OPTIONS["text"],
@@ -113,7 +115,9 @@ def register(app: typer.Typer) -> None:
                      fmt: str = typer.Option("auto", "--format",
                                              help="dataset (or datasets), parquet or auto (by the output name)."),
                      include_images: bool = typer.Option(True, "--include-images/--no-images",
-                                                         help="Embed image bytes (dataset format; the default), or point at the files."),
+                                                         help="Embed image bytes (the default), or copy the files "
+                                                              "into the export's assets/."),
+                     labels: str = LABELS_OPTION,
                      as_collection: Optional[str] = typer.Option(None, "--as-collection",
                                                                  help="Also freeze the rows as this collection."),
                      version: Optional[str] = typer.Option(None, "--version", help="With --as-collection.")) -> None:
@@ -127,6 +131,6 @@ def register(app: typer.Typer) -> None:
         if as_collection:
             frozen = client.import_collection(rows, as_collection, version, query=json.dumps(filters, ensure_ascii=False))
             typer.echo(f"Froze {frozen['num_samples']} rows as collection {frozen['name']} {frozen['version']}")
-        summary = client.download(rows, output, fmt, include_images)
+        summary = client.download(rows, output, fmt, include_images, labels)
         typer.echo(f"Wrote {summary['rows']} rows to {summary['output']} ({summary['format']})"
                    + (f"; {summary['missing_assets']} row(s) have a missing asset" if summary["missing_assets"] else ""))

@@ -201,7 +201,8 @@ class AssetWriter:
     """A worker (see `workers`) that reads an upload's asset cells and writes the bytes of assets
     the lake lacks to `<new>/<hash>.<ext>`, in the upload's own folder; processing moves them into
     the store. Called with cells of `mode` "file" (paths, relative to `base`) or "image" (bytes or
-    Hugging Face Image structs); gives a `CellAsset` per cell."""
+    Hugging Face Image structs, and paths of other files among rows out of the lake); gives a
+    `CellAsset` per cell."""
 
     def __init__(self, store_root: str, new: str, mode: str):
         self.store = AssetStore(store_root)
@@ -230,6 +231,8 @@ class AssetWriter:
             if cell.get("path"):
                 return self._from_file(self._file_path(base, cell["path"]), must_be_image=True)
             return None
+        if isinstance(cell, str):  # a file that is no image, beside the images of rows out of the lake
+            return self._from_file(self._file_path(base, cell), must_be_image=False)
         return self._from_bytes(cell, None, must_be_image=True)
 
     def _file_path(self, base: str, cell: str) -> str:

@@ -32,6 +32,7 @@ class ColumnPlan:
     meta_checked: dict[str, str] = field(default_factory=dict)  # column: the meta value every row must hold
     replaced: list[str] = field(default_factory=list)  # lake columns of lake rows, replaced by this upload
     source_name: str | None = None  # the `_source_name` column of lake rows, whose original names are kept
+    files_in_path: bool = False  # lake rows whose assets other than images are files named by `path` (exports)
 
 
 def plan_columns(schema: pa.Schema, meta: dict[str, str]) -> ColumnPlan:
@@ -51,7 +52,10 @@ def plan_columns(schema: pa.Schema, meta: dict[str, str]) -> ColumnPlan:
     stored = [*keep, *(ASSET_COLUMNS if asset.mode != "none" else ()), *meta, *LINEAGE_COLUMNS]
     _check_case(stored, meta)
     source_name = SOURCE_NAME if lake_rows and SOURCE_NAME in names else None
-    return ColumnPlan(asset, keep, {n: meta[n] for n in names if n in meta}, replaced, source_name)
+    files_in_path = (lake_rows and asset.mode == "image" and "path" in names
+                     and (pa.types.is_string(schema.field("path").type)
+                          or pa.types.is_large_string(schema.field("path").type)))
+    return ColumnPlan(asset, keep, {n: meta[n] for n in names if n in meta}, replaced, source_name, files_in_path)
 
 
 def _check_names(names: list[str]) -> None:

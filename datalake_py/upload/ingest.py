@@ -31,7 +31,7 @@ from ..progress import progress
 from ..schema import load_schema
 from .assets import AssetInfo, AssetWriter, StoreLookup
 from .column_plan import AssetColumn, plan_columns
-from .sources import Source, json_column, open_source
+from .sources import EXPORT_ASSETS, Source, json_column, open_source
 from .workers import start_workers
 
 MAX_REPORTED = 10
@@ -106,6 +106,14 @@ def _source_names(batch: pa.RecordBatch, asset: AssetColumn, carried: str | None
     return original_names(column)
 
 
+def _with_other_files(images: list[Any], paths: list[Any]) -> list[Any]:
+    """The image cells of rows out of the lake, those without one taking the file their `path`
+    names: an export's `assets/<name>` or an absolute path (to_pandas, to_dataset), where
+    assets other than images ride. A store path (`ab/<hash>.<ext>`, search results) is no file."""
+    return [p if v is None and isinstance(p, str) and (p.startswith(f"{EXPORT_ASSETS}/") or os.path.isabs(p))
+            else v for v, p in zip(images, paths)]
+
+
 class Problems:
     """Rows that cannot be uploaded, collected over the whole source and reported together."""
 
@@ -173,6 +181,8 @@ class BatchConverter:
         futures = []
         if self.column.mode != "none":
             values = batch.column(self.column.name).to_pylist()
+            if self.plan.files_in_path:
+                values = _with_other_files(values, batch.column("path").to_pylist())
             if self.column.mode != "hash":
                 self.read_from.update(_file_folders(values, base))
             size = -(-n // (CHUNKS_PER_WORKER * max(1, self.processes)))

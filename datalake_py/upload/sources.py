@@ -22,6 +22,7 @@ BATCH_ROWS = 256
 BATCH_BYTES = 32 * 1024 * 1024
 READ_BUFFER = 8 * 1024 * 1024
 HF_DISK_MARKERS = ("state.json", "dataset_info.json")
+EXPORT_PARQUET, EXPORT_ASSETS = "data.parquet", "assets"  # a parquet export's folder (export.py) holds both
 
 
 @dataclass
@@ -71,7 +72,9 @@ def _open_path(path: Path) -> Source:
         if any((path / m).is_file() for m in HF_DISK_MARKERS) and list(path.glob("*.arrow")):
             import datasets
 
-            return _from_hf_dataset(datasets.load_from_disk(str(path)), f"save_to_disk folder {path}")
+            return _from_hf_dataset(datasets.load_from_disk(str(path)), f"save_to_disk folder {path}", path.resolve())
+        if (path / EXPORT_PARQUET).is_file() and (path / EXPORT_ASSETS).is_dir():  # a parquet export
+            return _from_parquet_files([path / EXPORT_PARQUET], f"parquet export {path}")
         files = sorted(p for p in path.rglob("*.parquet") if not any(part.startswith(".") for part in p.parts))
         if not files:
             raise ValidationError(f"folder {str(path)!r} holds no .parquet files and is not a save_to_disk folder")
@@ -133,7 +136,9 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _from_hf_dataset(ds: Any, description: str) -> Source:
+def _from_hf_dataset(ds: Any, description: str, base: Path | None = None) -> Source:
+    """A Dataset's rows; relative paths in them are resolved against `base` (a save_to_disk
+    folder's own: an export's `assets/` are there), else the current folder."""
     table_iter = ds.with_format("arrow")
     schema = ds.features.arrow_schema
     rows = _batch_rows(ds.data.nbytes, len(ds))
@@ -141,7 +146,7 @@ def _from_hf_dataset(ds: Any, description: str) -> Source:
     def batches() -> Iterator[tuple[pa.RecordBatch, Path]]:
         for table in table_iter.iter(batch_size=rows):
             for batch in table.cast(schema).to_batches():
-                yield batch, Path.cwd()
+                yield batch, base or Path.cwd()
 
     return Source(f"{description} ({len(ds)} rows)", schema, len(ds), batches)
 
