@@ -221,7 +221,7 @@ def _arrow(rows: pd.DataFrame, labels: str) -> pa.Table:
     return table.set_column(table.column_names.index("path"), "path", table["path"].cast(pa.string()))
 
 
-def _structured(column: pa.ChunkedArray) -> pa.Array:
+def _structured(column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """The JSON text of a label column as one nested Arrow type; ValidationError naming the first
     row that is not JSON, or the shapes that differ."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import image_bytes, process
 from datalake import DatalakeClient
 from datalake.cli import app
-from datalake.errors import DatalakeError, ValidationError
+from datalake.errors import ConflictError, DatalakeError, ValidationError
 
 runner = CliRunner()
 SECRET = b"OUTSIDE-THE-LAKE-SECRET\n" * 8
@@ -89,14 +89,16 @@ def test_user_files_beside_the_outputs_survive_downloads_and_exports(client, tmp
     assert client.download(rows, dest / "out", format="dataset")["rows"] == 6
     assert client.download(rows, dest / "out.parquet")["rows"] == 6
     assert client.export_collection("set", "v1", output_path=dest / "set", format="datasets")["rows"] == 6
-    result = cli(client, "download", "--task", "ocr", "--output", str(dest / "out.parquet"))
-    assert (result.exit_code, result.stdout) == (0, f"Wrote 6 rows to {dest / 'out.parquet'} (parquet)\n")
+    result = cli(client, "download", "--task", "ocr", "--output", str(dest / "cli.parquet"))
+    assert (result.exit_code, result.stdout) == (0, f"Wrote 6 rows to {dest / 'cli.parquet'} (parquet)\n")
+    with pytest.raises(ConflictError, match="already exists"):  # an export never replaces a folder
+        client.download(rows, dest / "out.parquet")
 
     assert sorted(p.name for p in dest.iterdir()) == [".out.parquet.tmp", ".out.tmp", ".set.tmp",
-                                                       "out", "out.parquet", "set"]
+                                                       "cli.parquet", "out", "out.parquet", "set"]
     assert {k: v for k, v in tree(dest).items() if k in mine} == mine
     assert len(datasets.load_from_disk(str(dest / "out"))) == 6
-    assert len(pd.read_parquet(dest / "out.parquet")) == 6
+    assert len(pd.read_parquet(dest / "out.parquet" / "data.parquet")) == 6
 
 
 def test_a_download_that_fails_midway_leaves_nothing_beside_its_output(client, tmp_path, monkeypatch):
@@ -170,13 +172,13 @@ def test_symlinks_in_the_store_are_never_read(client, tmp_path):
     client.download(rows, tmp_path / "paths", format="dataset", include_images=False)
     client.download(rows, tmp_path / "out.parquet")
     outputs = [*tree(tmp_path / "ds").values(), *tree(tmp_path / "paths").values(),
-               (tmp_path / "out.parquet").read_bytes()]
+               *tree(tmp_path / "out.parquet").values()]
     assert not any(SECRET[:23] in data or str(tmp_path / "outside").encode() in data for data in outputs)
     raw = datasets.load_from_disk(str(tmp_path / "ds")).cast_column("image", datasets.Image(decode=False))
     assert [(r["image"], r["path"]) for r, is_bad in zip(raw, bad) if is_bad] == [(None, None)] * 3
     assert [r["image"]["bytes"] for r, is_bad in zip(raw, bad) if not is_bad] == \
         [stored(client, p) for p, is_bad in zip(rows["path"], bad) if not is_bad]
-    assert pd.read_parquet(tmp_path / "out.parquet")["path"].isna().tolist() == bad
+    assert pd.read_parquet(tmp_path / "out.parquet" / "data.parquet")["image"].isna().tolist() == bad
 
     with pytest.warns(UserWarning, match=f"{sum(bad)} row"):
         frame = client.to_pandas(rows, include_images=True)
@@ -262,7 +264,7 @@ def test_readme_collections_with_keywords_and_positionally(client, tmp_path):
     client.export_collection("korean_ocr_train", "v1.0", tmp_path / "c", "dataset", True)
     assert tree(tmp_path / "a") == tree(tmp_path / "b") == tree(tmp_path / "c")
     client.export_collection("korean_ocr_train", "v1.0", tmp_path / "d.parquet", "parquet", False)
-    assert len(pd.read_parquet(tmp_path / "d.parquet")) == 3
+    assert len(pd.read_parquet(tmp_path / "d.parquet" / "data.parquet")) == 3
     result = cli(client, "collections", "export", "korean_ocr_train", "v1.0", "--output", str(tmp_path / "e"),
                  "--format", "dataset")
     assert result.exit_code == 0 and tree(tmp_path / "e") == tree(tmp_path / "a")

@@ -131,6 +131,19 @@ def test_original_names_are_kept_as_image_path_and_as_the_asset_files(client, tm
     assert [c["path"] if c else None for c in table["image"]] == list(table["path"][:3]) + [None]
 
 
+def test_an_upload_keeps_the_file_name_of_image_paths_and_none_for_bare_bytes(client):
+    cells = [{"bytes": image_bytes(7), "path": "/home/ana/photos/IMG 7.png"},
+             {"bytes": image_bytes(8), "path": "./scans/p8.png"},
+             {"bytes": image_bytes(9), "path": "https://example.org/x/nine.png"},
+             {"bytes": image_bytes(10), "path": None}]
+    client.upload_raw(pd.DataFrame({"image": cells, "n": range(4)}), provider="test", dataset="structs")
+    process(client)
+    client.build_db()
+    names = client.sql("select coalesce(_source_name, '<none>') as name from catalog where dataset = 'structs' "
+                       "order by n")["name"]
+    assert names.tolist() == ["IMG 7.png", "scans/p8.png", "nine.png", "<none>"]
+
+
 def test_rows_without_an_original_name_are_named_by_hash_and_equal_names_stay_apart(client, tmp_path):
     rows = pets(client)
     rows.loc[0, "_source_name"] = None

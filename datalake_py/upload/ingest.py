@@ -83,7 +83,7 @@ def _file_folders(cells: list[Any], base: str) -> set[str]:
     return {os.path.join(base, os.path.expanduser(folder)) for folder in {os.path.dirname(p) for p in paths if p}}
 
 
-def original_names(cells: pa.Array) -> pa.Array:
+def _original_names(cells: pa.Array) -> pa.Array:
     """The original file names of path cells, as `_source_name` keeps them: a relative path as
     written (without a leading `./`), the file name alone of any other path; null for none."""
     text = cells.cast(pa.string())
@@ -103,7 +103,7 @@ def _source_names(batch: pa.RecordBatch, asset: AssetColumn, carried: str | None
         column = pc.struct_field(column, "path")
     if column is None or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return pa.nulls(batch.num_rows, pa.string())
-    return original_names(column)
+    return _original_names(column)
 
 
 def _with_other_files(images: list[Any], paths: list[Any]) -> list[Any]:
