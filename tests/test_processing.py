@@ -63,7 +63,8 @@ def test_one_part_per_upload_with_lineage_and_meta_columns(client):
     parts = sorted(p.name for p in (client.base_path / "catalog").rglob("part-*.parquet"))
     assert parts == [f"part-{first}.parquet", f"part-{second}.parquet"]
     schema = pq.read_schema(next((client.base_path / "catalog").rglob(f"part-{first}.parquet")))
-    assert schema.names == ["n", "hash", "path", "lang", "src", "_upload_id", "_uploaded_by", "_uploaded_at"]
+    assert schema.names == ["n", "hash", "path", "lang", "src", "_upload_id", "_uploaded_by", "_uploaded_at",
+                            "_source_name"]
 
 
 def test_overwrite_replaces_the_partition(client):
