@@ -101,7 +101,7 @@ datalake download --dataset coco_2017 --task ocr --output out/ocr.parquet --form
 datalake collections import out/ocr.parquet --name picked
 datalake db update
 datalake collections export picked --output out/picked.parquet --format parquet
-python -c "import pandas as pd; rows = pd.read_parquet('out/picked.parquet'); assert len(rows) == 3, rows"
+python -c "import pandas as pd; rows = pd.read_parquet('out/picked.parquet/data.parquet'); assert len(rows) == 3, rows"
 
 step "docs"
 datalake docs generate
