@@ -65,16 +65,24 @@ class DatalakeClient:
     # -- upload --------------------------------------------------------------------------------
 
     def upload_raw(self, data_source: Any, provider: str, dataset: str, variant: str | None = None,
-                   description: str = "", overwrite: bool = False) -> str:
-        """Stage raw data (task `raw`; variant image/files/mixed/text detected unless given); its upload id."""
-        request = UploadRequest(provider, dataset, RAW_TASK, variant, {}, self.user_id, description, overwrite)
+                   description: str = "", overwrite: bool = False, license: str | None = None,
+                   license_name: str | None = None, license_url: str | None = None) -> str:
+        """Stage raw data (task `raw`; variant image/files/mixed/text detected unless given); its upload id.
+
+        `license` is the dataset's: an SPDX identifier from seeds/licenses.csv, or 'other' with
+        `license_name` and `license_url`; it overrides the provider's (config/schema.yaml)."""
+        request = UploadRequest(provider, dataset, RAW_TASK, variant, {}, self.user_id, description, overwrite,
+                                license, license_name, license_url)
         return stage_upload(self.lake, data_source, request, self.num_proc)["upload_id"]
 
     def upload_task(self, data_source: Any, provider: str, dataset: str, task: str, variant: str,
-                    meta: dict[str, Any], description: str = "", overwrite: bool = False) -> str:
-        """Stage task labels with their meta (checked against the task's rules); its upload id."""
+                    meta: dict[str, Any], description: str = "", overwrite: bool = False,
+                    license: str | None = None, license_name: str | None = None,
+                    license_url: str | None = None) -> str:
+        """Stage task labels with their meta (checked against the task's rules); its upload id.
+        `license` as for upload_raw."""
         request = UploadRequest(provider, dataset, task, variant, dict(meta or {}), self.user_id,
-                                description, overwrite)
+                                description, overwrite, license, license_name, license_url)
         return stage_upload(self.lake, data_source, request, self.num_proc)["upload_id"]
 
     # -- processing ----------------------------------------------------------------------------

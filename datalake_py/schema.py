@@ -12,6 +12,7 @@ import yaml
 from .errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from .fs import file_lock, write_text_atomic
 from .lake import RAW_TASK, Lake, check_name
+from .licenses import License, check_license
 
 LANGS = ["ko", "en", "ja", "multi"]
 SRCS = ["real", "synthetic"]
@@ -103,6 +104,7 @@ class TaskRule:
 class Schema:
     providers: dict[str, str]  # name -> description
     tasks: dict[str, TaskRule]
+    licenses: dict[str, License] = field(default_factory=dict)  # provider name -> its license, if it has one
 
     def require_provider(self, name: str) -> str:
         check_name(name, "provider")
@@ -125,10 +127,15 @@ class Schema:
 
     def to_yaml(self) -> str:
         doc = {
-            "providers": {name: ({"description": d} if d else {}) for name, d in sorted(self.providers.items())},
+            "providers": {name: self._provider_yaml(name) for name in sorted(self.providers)},
             "tasks": {name: rule.to_yaml() for name, rule in sorted(self.tasks.items())},
         }
         return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+    def _provider_yaml(self, name: str) -> dict[str, str]:
+        license = self.licenses.get(name)
+        fields = {k: v for k, v in license.fields().items() if v} if license else {}
+        return {**({"description": self.providers[name]} if self.providers[name] else {}), **fields}
 
 
 def _problem(path: Path, where: str, what: str) -> ConfigError:
@@ -220,10 +227,13 @@ def parse_schema(text: str, path: Path) -> Schema:
         providers_raw = {p: {} for p in _string_list(providers_raw, path, "providers")}
     if not isinstance(providers_raw, dict):
         raise _problem(path, "providers", "must be a mapping (or list) of provider names")
-    providers = {}
+    providers, licenses = {}, {}
     for name, body in providers_raw.items():
         _checked(lambda: check_name(name, "provider"), path, "providers")
         providers[name] = str((body or {}).get("description", "")) if isinstance(body, (dict, type(None))) else ""
+        license = _provider_license(body, path, f"providers.{name}")
+        if license:
+            licenses[name] = license
     tasks_raw = doc.get("tasks") or {}
     if not isinstance(tasks_raw, dict):
         raise _problem(path, "tasks", "must be a mapping of task name to its rules")
@@ -233,7 +243,25 @@ def parse_schema(text: str, path: Path) -> Schema:
         if name == RAW_TASK:
             raise _problem(path, f"tasks.{RAW_TASK}", "is reserved for raw uploads")
         tasks[name] = _parse_task(name, body, path)
-    return Schema(providers, tasks)
+    return Schema(providers, tasks, licenses)
+
+
+PROVIDER_KEYS = {"description", "license", "license_name", "license_url"}
+
+
+def _provider_license(body: Any, path: Path, where: str) -> License | None:
+    """A provider's license (`license`, with `license_name` and `license_url` for `other`), if it has one."""
+    if not isinstance(body, dict):
+        return None
+    unknown = set(body) - PROVIDER_KEYS
+    if unknown:
+        raise _problem(path, where, f"has unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                                    f"(a provider takes {', '.join(sorted(PROVIDER_KEYS))})")
+    try:
+        return check_license(*(None if body.get(k) is None else str(body[k])
+                               for k in ("license", "license_name", "license_url")))
+    except ValidationError as exc:
+        raise _problem(path, f"{where}.license", f"is wrong: {exc}") from None
 
 
 def default_schema() -> Schema:
@@ -275,12 +303,17 @@ def edit_schema(lake: Lake) -> Iterator[Schema]:
         write_text_atomic(lake.schema_path, schema.to_yaml())
 
 
-def add_provider(lake: Lake, name: str, description: str = "") -> None:
+def add_provider(lake: Lake, name: str, description: str = "", license: str | None = None,
+                 license_name: str | None = None, license_url: str | None = None) -> None:
+    """Register a provider, with the license of its datasets if given (see licenses.check_license)."""
     check_name(name, "provider")
+    checked = check_license(license, license_name, license_url)
     with edit_schema(lake) as schema:
         if name in schema.providers:
             raise ConflictError(f"provider {name!r} is already registered")
         schema.providers[name] = description
+        if checked:
+            schema.licenses[name] = checked
 
 
 def remove_provider(lake: Lake, name: str) -> None:
@@ -288,6 +321,7 @@ def remove_provider(lake: Lake, name: str) -> None:
         if name not in schema.providers:
             raise NotFoundError(f"provider {name!r} is not registered")
         del schema.providers[name]
+        schema.licenses.pop(name, None)
 
 
 def add_task(lake: Lake, name: str, required_fields: list[str],

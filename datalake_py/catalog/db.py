@@ -35,6 +35,7 @@ from .dbt_worker import PROJECT_DIR, DbtWorker
 
 RULES_TEST = "task_meta_rules"
 PARTS_TEST = "catalog_holds_every_part_file"
+LICENSES_TEST = "dataset_licenses_known"
 MEMORY_LIMIT = "50%"  # of the machine's memory, for DuckDB during a build
 
 
@@ -102,11 +103,12 @@ def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) ->
             if error or failures:
                 detail = "\n  ".join(failures) or error[-2000:]
                 raise DbBuildError(f"dbt build failed; the database was left as it was:\n  {detail}")
+            warnings = [_describe_warning(r, work) for r in results if r["status"] == "warn"]
             os.replace(work, lake.db_path)
         finally:
             work.unlink(missing_ok=True)
     return {"built_at": utc_now(), "seconds": round(time.monotonic() - started, 2),
-            "incremental": incremental, "nodes": len(results), **db_info(lake)}
+            "incremental": incremental, "nodes": len(results), "warnings": warnings, **db_info(lake)}
 
 
 def _can_update(path: Path) -> bool:
@@ -144,6 +146,16 @@ def _describe_failure(result: dict[str, Any], work: Path) -> str:
                  for t, f, v, n, p in _stored_failures(result, work)]
         return "schema rules (config/schema.yaml) broken:\n    " + "\n    ".join(lines or [result["message"]])
     return f"{name}: {result['status']}: {result.get('message') or ''}".strip()
+
+
+def _describe_warning(result: dict[str, Any], work: Path) -> str:
+    """One line per test that warned; for the license test one line per dataset it names."""
+    if LICENSES_TEST in result["unique_id"]:
+        lines = [f"{p}/{d}: {problem}" + (f" {license!r}" if license else "")
+                 for p, d, license, problem in _stored_failures(result, work)]
+        return ("datasets without a known license (set one for the provider in config/schema.yaml, or upload "
+                "with --license):\n    " + "\n    ".join(lines or [result["message"]]))
+    return _describe_failure(result, work)
 
 
 def _stored_failures(result: dict[str, Any], work: Path) -> list[tuple]:

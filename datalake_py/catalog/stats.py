@@ -34,7 +34,8 @@ def dataset_stats(con: duckdb.DuckDBPyConnection, schema: Schema, threshold: int
     (JSON-serialisable): rows, assets, bytes, images (count, width and height percentiles),
     file_types, meta (per meta field: distinct values and the most frequent with their rows),
     labels (rows with a label, length percentiles), duplicate_rows, near_duplicates (threshold,
-    fingerprinted images, groups, images in them) and partitions (the mart's rows)."""
+    fingerprinted images, groups, images in them) and partitions (the mart's rows, each with its
+    dataset's `license` from the dataset_licenses mart)."""
     threshold = check_threshold(threshold)
     _require_mart(con)
     columns = catalog_columns(con)
@@ -63,10 +64,11 @@ def dataset_stats(con: duckdb.DuckDBPyConnection, schema: Schema, threshold: int
 
 
 def _require_mart(con: duckdb.DuckDBPyConnection) -> None:
-    if not con.execute("select count(*) from information_schema.tables where table_schema = 'main' "
-                       "and table_name = 'dataset_stats'").fetchone()[0]:
-        raise NotFoundError("the database has no dataset_stats table yet (it was built by an older datalake); "
-                            "update it with `datalake db update` (or client.build_db())")
+    for mart in ("dataset_stats", "dataset_licenses"):
+        if not con.execute("select count(*) from information_schema.tables where table_schema = 'main' "
+                           "and table_name = ?", [mart]).fetchone()[0]:
+            raise NotFoundError(f"the database has no {mart} table yet (it was built by an older datalake); "
+                                "update it with `datalake db update` (or client.build_db())")
 
 
 def _figures_query(search_sql: str, fields: list[str], label: str | None) -> str:
@@ -104,8 +106,9 @@ def _partitions(con: duckdb.DuckDBPyConnection, keys: list[str]) -> list[dict[st
     """The dataset_stats rows of these partitions, in key order, as plain dicts."""
     if not keys:
         return []
-    cursor = con.execute("select * from dataset_stats where partition_key in (select unnest(?)) "
-                         "order by partition_key", [keys])
+    cursor = con.execute("select dataset_stats.*, dataset_licenses.license from dataset_stats "
+                         "left join dataset_licenses using (provider, dataset) "
+                         "where partition_key in (select unnest(?)) order by partition_key", [keys])
     names = [d[0] for d in cursor.description]
     return [{n: (_ranked(v) if n == "file_types" else v) for n, v in zip(names, row)} for row in cursor.fetchall()]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from .. import schema as rules
 from ..errors import ValidationError
 from ..lake import Lake
+from ..licenses import LICENSE_HELP
 from .output import table
 
 app = typer.Typer(no_args_is_help=True, help="Show settings; list, create and remove providers and tasks.")
@@ -35,15 +36,20 @@ def show(ctx: typer.Context) -> None:
 def provider_list(ctx: typer.Context) -> None:
     """List registered providers."""
     schema = rules.load_schema(_lake(ctx))
-    typer.echo(table([{"provider": n, "description": d} for n, d in sorted(schema.providers.items())],
-                     ["provider", "description"]))
+    rows = [{"provider": n, "description": d, "license": schema.licenses[n].id if n in schema.licenses else ""}
+            for n, d in sorted(schema.providers.items())]
+    typer.echo(table(rows, ["provider", "description", "license"]))
 
 
 @provider_app.command("create")
 def provider_create(ctx: typer.Context, name: str = typer.Argument(..., help="The provider's name."),
-                    description: str = typer.Option("", "--description", "-d", help="Who or what it is.")) -> None:
-    """Register a provider."""
-    rules.add_provider(_lake(ctx), name, description)
+                    description: str = typer.Option("", "--description", "-d", help="Who or what it is."),
+                    license: Optional[str] = typer.Option(None, "--license", help=LICENSE_HELP),
+                    license_name: Optional[str] = typer.Option(None, "--license-name", help="With --license other."),
+                    license_url: Optional[str] = typer.Option(None, "--license-url", help="With --license other.")
+                    ) -> None:
+    """Register a provider, with the license of its datasets if given."""
+    rules.add_provider(_lake(ctx), name, description, license, license_name, license_url)
     typer.echo(f"Provider {name!r} registered.")
 
 

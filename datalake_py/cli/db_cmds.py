@@ -24,6 +24,8 @@ def update(ctx: typer.Context, full_refresh: bool = typer.Option(False, "--full-
     info = client_for(ctx).build_db(full_refresh)
     tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
     typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
+    for warning in info.get("warnings", []):
+        typer.echo(f"Warning: {warning}", err=True)
 
 
 @app.command("check")

@@ -79,7 +79,18 @@ def _summary_lines(found: dict[str, Any]) -> list[str]:
                      f"{near['images']:,} image(s), among {near['fingerprinted']:,} fingerprinted")
     elif images["count"]:
         lines.append("near-duplicates: no image has a fingerprint yet (`datalake curate index`, then `datalake db update`)")
+    lines.append("licenses: " + _licenses(found["partitions"]))
     return lines
+
+
+def _licenses(partitions: list[dict[str, Any]]) -> str:
+    """Each license with the datasets under it: `CC-BY-4.0 (p/d1, p/d2); none (p/d3)`."""
+    datasets: dict[str, list[str]] = {}
+    for p in partitions:
+        names = datasets.setdefault(p["license"] or "none", [])
+        if f"{p['provider']}/{p['dataset']}" not in names:
+            names.append(f"{p['provider']}/{p['dataset']}")
+    return "; ".join(f"{license} ({', '.join(names)})" for license, names in sorted(datasets.items()))
 
 
 def _slashed(percentiles: dict[str, int]) -> str:

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import ValidationError
 from ..lake import RAW_TASK, Lake
+from ..licenses import LICENSE_HELP
 from ..schema import Schema, load_schema
 from .context import settle_imports
 
@@ -72,6 +73,9 @@ def register(app: typer.Typer) -> None:
         meta: List[str] = typer.Option([], "--meta", "-m", help="FIELD=value (repeatable), for --task."),
         description: str = typer.Option("", "--description", help="A note kept with the upload in the ledger."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the partition's rows when processed."),
+        license: Optional[str] = typer.Option(None, "--license", help="The dataset's license: " + LICENSE_HELP),
+        license_name: Optional[str] = typer.Option(None, "--license-name", help="With --license other."),
+        license_url: Optional[str] = typer.Option(None, "--license-url", help="With --license other."),
     ) -> None:
         """Validate and stage data for processing. Asks for what is missing when run in a terminal."""
         from ..upload.ingest import UploadRequest, stage_upload  # brings pyarrow: only when uploading
@@ -80,7 +84,7 @@ def register(app: typer.Typer) -> None:
         settings = ctx.find_root().obj
         lake = Lake(settings.base_path).require()
         request = UploadRequest(provider or "", dataset or "", task or RAW_TASK, variant, parse_meta(meta),
-                                settings.user_id, description, overwrite)
+                                settings.user_id, description, overwrite, license, license_name, license_url)
         if sys.stdin.isatty():
             _guide(request, load_schema(lake), task_given=task is not None)
         for flag, value in (("--provider", request.provider), ("--dataset", request.dataset)):

@@ -36,6 +36,7 @@ from .columns import register_columns
 ASSET_STEP = 1000  # assets named in the store between two updates of the progress bar
 UPLOAD_FIELDS = ("provider", "dataset", "task", "variant", "num_rows", "uploaded_by", "uploaded_at",
                  "source", "description")
+LICENSE_FIELDS = ("license", "license_name", "license_url")  # strings, or null (uploads made before licenses)
 
 
 class DatalakeProcessor:
@@ -396,6 +397,9 @@ def _write_ledger(folder: Path, manifest: dict[str, Any], summary: dict[str, Any
                                        "reused_assets", "new_bytes")}}
     for path in ledger.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([row]), temp_path_for(ledger["uploads"]))
+    table = pa.Table.from_pylist([row])
+    for key in LICENSE_FIELDS:  # typed: a column of nulls would make the uploads mart's column no string
+        table = table.append_column(pa.field(key, pa.string()), pa.array([manifest.get(key)], pa.string()))
+    pq.write_table(table, temp_path_for(ledger["uploads"]))
     if "assets" in ledger:
         shutil.copyfile(folder / ASSETS_FILE, temp_path_for(ledger["assets"]))

@@ -28,6 +28,7 @@ from ..fs import file_lock, write_json_atomic
 from ..lake import (ASSET_COLUMNS, ASSETS_FILE, DATA_FILE, MANIFEST_FILE, NEW_ASSETS, RAW_TASK, SOURCE_NAME, Lake,
                    Partition, check_name, new_upload_id, utc_now)
 from ..progress import progress
+from ..licenses import check_license
 from ..schema import load_schema
 from .assets import AssetInfo, AssetWriter, StoreLookup
 from .column_plan import AssetColumn, plan_columns
@@ -58,9 +59,13 @@ class UploadRequest:
     user: str = "unknown"
     description: str = ""
     overwrite: bool = False
+    license: str | None = None  # the dataset's license (licenses.check_license): an SPDX id, or `other`
+    license_name: str | None = None
+    license_url: str | None = None
 
     def validate(self, lake: Lake) -> None:
         schema = load_schema(lake)
+        check_license(self.license, self.license_name, self.license_url)
         schema.require_provider(self.provider)
         check_name(self.dataset, "dataset")
         check_name(self.user, "user")
@@ -351,6 +356,13 @@ def _write_upload(lake: Lake, source: Source, request: UploadRequest, upload_id:
         "replaced_lake_columns": converter.plan.replaced,
         "read_from": sorted({os.path.normpath(f) for f in converter.read_from}),
         "overwrite": bool(request.overwrite),
+        **_license_fields(request),
     }
     write_json_atomic(folder / MANIFEST_FILE, manifest)
     return manifest
+
+
+def _license_fields(request: UploadRequest) -> dict[str, str | None]:
+    """The upload's license as its manifest records it (all None without one)."""
+    license = check_license(request.license, request.license_name, request.license_url)
+    return license.fields() if license else {"license": None, "license_name": None, "license_url": None}
