@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import config, export
 from .catalog import db, search, stats, validation
+from .card import SOURCE_ATTR
 from .collections import CollectionManager
 from .curation.groups import near_duplicate_groups
 from .curation.index import index_fingerprints
@@ -183,8 +184,12 @@ class DatalakeClient:
         """Catalog rows: globs per level (OR within, AND across), meta equality, text / JSON-path search;
         at most `limit` rows after skipping `offset` (pages of one search follow each other)."""
         with self._lock:
-            return search.search(self._connection(), providers=providers, datasets=datasets, tasks=tasks,
+            rows = search.search(self._connection(), providers=providers, datasets=datasets, tasks=tasks,
                                  variants=variants, meta=meta, text_search=text_search, limit=limit, offset=offset)
+        filters = {"providers": providers, "datasets": datasets, "tasks": tasks, "variants": variants, "meta": meta,
+                   "text_search": text_search, "limit": limit, "offset": offset}
+        rows.attrs[SOURCE_ATTR] = {"search": {k: v for k, v in filters.items() if v is not None}}  # for dataset cards
+        return rows
 
     def count(self, providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
               tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,

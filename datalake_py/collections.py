@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
+from .card import dataset_licenses, mixed_commercial_use
 from .catalog.validation import validate_assets
 from .curation.groups import check_threshold
 from .curation.leakage import matching_hashes
@@ -47,6 +49,16 @@ def fingerprint(members: Path) -> str:
             hasher.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode())
             hasher.update(b"\n")
     return hasher.hexdigest()
+
+
+def _warn_mixed_licenses(lake: Lake, rows: Any, name: str, version: str) -> None:
+    """Warn when lake rows mix datasets whose licenses allow commercial use with ones whose do not."""
+    if isinstance(rows, pd.DataFrame):
+        mixed = mixed_commercial_use(dataset_licenses(lake, rows))
+        if mixed:
+            warnings.warn(f"collection {name} {version} mixes licenses ({mixed}): not all of it may be used "
+                          "commercially; its dataset card says so, and `datalake stats` lists each dataset's license",
+                          stacklevel=4)  # the caller of client.import_collection
 
 
 def split_reference(reference: str) -> tuple[str, str | None]:
@@ -133,6 +145,7 @@ class CollectionManager:
                 self._set_latest(name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        _warn_mixed_licenses(self.lake, data_source, name, chosen)
         return metadata
 
     def _write_members(self, data_source: Any, work: Path) -> str:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import xxhash
 import pyarrow.parquet as pq
 
+from .card import write_card
 from .catalog.validation import MissingAsset, StoreFiles, UnsafeAsset
 from .errors import ConflictError, ValidationError
 from .lake import SOURCE_NAME, Lake
@@ -446,7 +447,7 @@ def download(lake: Lake, rows: pd.DataFrame, output: str | Path, format: str = "
         features, parts, assets = _dataset_parts(lake, rows, include_images, labels, work)
         about = _about(collection, len(rows))
         (_write_parquet if format == "parquet" else _write_dataset)(features, parts, work, about)
-        # the export is complete in `work` here, and is renamed onto `output` as the block ends
+        write_card(lake, rows, work, collection)  # README.md: the export is complete, renamed as the block ends
     return {"output": str(output), "format": format, **assets.summary()}
 
 

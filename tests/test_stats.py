@@ -149,7 +149,7 @@ def test_the_command_prints_a_summary_and_a_table_of_partitions(lake):
     result = runner.invoke(cli, ["--base-path", str(client.base_path), "stats", "--task", "ocr"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[:9] == [
+    assert lines[:10] == [
         f"rows 7; assets 6; bytes {bytes_of(A, B, C, D, E, F):,}; duplicate rows dropped at upload 1",
         "images 6: width p5/p50/p95 30/48/96 px, height 20/32/72 px",
         "file types: jpg 3, png 3",
@@ -157,13 +157,14 @@ def test_the_command_prints_a_summary_and_a_table_of_partitions(lake):
         "meta src: real 4, synthetic 3",
         "labels 6 rows: length p5/p50/p95 2/4/16 characters",
         "near-duplicates within 12 bits: 1 group(s) of 2 image(s), among 6 fingerprinted",
+        "licenses: none (huggingface/train, huggingface/val)",
         "",
         "Per partition (medians of image size and label length; near-dups: images with a near-duplicate within 12 bits):"]
-    assert lines[9].split() == ["partition", "rows", "assets", "bytes", "size", "p50", "types", "dup", "rows",
+    assert lines[10].split() == ["partition", "rows", "assets", "bytes", "size", "p50", "types", "dup", "rows",
                                 "label", "p50", "near-dups"]
-    assert lines[10].split() == [TRAIN, "4", "4", f"{bytes_of(A, B, C, D):,}", "64x40", "png", "3,", "jpg", "1",
+    assert lines[11].split() == [TRAIN, "4", "4", f"{bytes_of(A, B, C, D):,}", "64x40", "png", "3,", "jpg", "1",
                                  "1", "4", "1"]
-    assert lines[11].split()[0] == VAL and len(lines) == 12 and all(len(line) <= 120 for line in lines)
+    assert lines[12].split()[0] == VAL and len(lines) == 13 and all(len(line) <= 120 for line in lines)
     assert result.stderr == ""  # nothing was cut
 
     as_json = runner.invoke(cli, ["--base-path", str(client.base_path), "stats", "-t", "ocr", "-m", "lang=ko",

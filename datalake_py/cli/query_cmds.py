@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
@@ -129,7 +130,12 @@ def register(app: typer.Typer) -> None:
             raise ValidationError(f"the search matched no rows, so nothing was written to {output}; "
                                   "widen the filters (`datalake search` with the same ones shows what they match)")
         if as_collection:
-            frozen = client.import_collection(rows, as_collection, version, query=json.dumps(filters, ensure_ascii=False))
+            with warnings.catch_warnings(record=True) as caught:  # a mix of licenses: said on stderr
+                warnings.simplefilter("always")
+                frozen = client.import_collection(rows, as_collection, version,
+                                                  query=json.dumps(filters, ensure_ascii=False))
+            for warning in caught:
+                typer.echo(f"Warning: {warning.message}", err=True)
             typer.echo(f"Froze {frozen['num_samples']} rows as collection {frozen['name']} {frozen['version']}")
         summary = client.download(rows, output, fmt, include_images, labels)
         typer.echo(f"Wrote {summary['rows']} rows to {summary['output']} ({summary['format']})"
