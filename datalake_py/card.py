@@ -21,7 +21,7 @@ import pandas as pd
 
 from .errors import NotFoundError
 from .fs import write_text_atomic
-from .lake import Lake, utc_now
+from .lake import Lake
 from .licenses import OTHER
 from .upload.sources import EXPORT_PARQUET
 
@@ -170,8 +170,8 @@ def _source_lines(lake: Lake, source: dict[str, Any], num_rows: int) -> str:
         lines.append("- Rows given to the export (no collection or search recorded)")
     from . import __version__
 
-    lines.append(f"- Exported at {utc_now()} from the lake `{lake.root.name}` by datalake {__version__}: "
-                 f"{num_rows} rows")
+    # no time: the same rows export to the same bytes, card included
+    lines.append(f"- Exported from the lake `{lake.root.name}` by datalake {__version__}: {num_rows} rows")
     return "\n".join(lines)
 
 

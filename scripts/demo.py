@@ -61,7 +61,7 @@ def main() -> None:
     raw_id = client.upload_raw(work / "raw.parquet", provider="huggingface", dataset="demo_docs",
                                description="generated document images")
     ocr_id = client.upload_task(labels, provider="huggingface", dataset="demo_docs", task="ocr",
-                                variant="base_ocr", meta={"lang": "ko", "src": "synthetic"})
+                                variant="base_ocr", meta={"lang": "ko", "src": "synthetic"}, license="CC0-1.0")
     again_id = client.upload_raw(work / "raw.parquet", provider="huggingface", dataset="demo_docs")
     print(f"staged uploads: raw {raw_id}, ocr {ocr_id}, raw again {again_id}")
 
@@ -84,6 +84,8 @@ def main() -> None:
     print("\nbuilding the database (dbt build) ...")
     info = client.build_db()
     print(f"  {info['path']}: " + ", ".join(f"{t} {n}" for t, n in info["tables"].items()))
+    for warning in info["warnings"]:
+        print(f"  warning: {warning}")
     found = client.search(providers=["huggingface"], datasets=["demo_*"], tasks=["ocr"], meta={"lang": "ko"},
                           text_search={"column": "label", "text": "영수증", "json_path": "$.elements[*].text"})
     print(f"\nsearch for '영수증' in OCR labels: {len(found)} rows")
@@ -103,7 +105,8 @@ def main() -> None:
     verified = client.verify_collection("demo_receipts")
     print(f"\ncollection demo_receipts {frozen['version']}: {frozen['num_samples']} samples, fingerprint "
           f"{frozen['fingerprint']}, verifies: {verified['ok']}")
-    print(f"exported to {exported['output']} ({exported['rows']} rows; load it with datasets.load_from_disk)")
+    print(f"exported to {exported['output']} ({exported['rows']} rows; load it with datasets.load_from_disk; "
+          "its README.md is a Hugging Face dataset card: license, provenance, features)")
     print(f"\nsee it in a browser (overview, gallery, boxes drawn on the images, collections):\n"
           f"  {os.path.relpath(Path(sys.executable).with_name('datalake'))} --base-path {lake} browse")
 

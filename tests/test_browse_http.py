@@ -189,6 +189,7 @@ def test_every_page_answers_with_what_it_shows(pages, rows):
     receipts = urlencode({"task": "ocr", "meta": "lang=ko", **RECEIPTS, "per_page": 4, "page": 2})
     assert "6 matching rows, showing 5–6" in page(f"{pages}/gallery?{receipts}").text
     assert "48 rows" in page(f"{pages}/").text
+    assert "CC0-1.0" in page(f"{pages}/").text  # the demo dataset's license, from its OCR upload
     assert "48 matching rows, showing 1–48" in page(f"{pages}/gallery").text
     raw = f"{pages}/gallery?task=raw"  # rows with no label at all: the search leaves the column out
     assert "24 matching rows, showing 1–24" in page(raw).text and fetch(raw).text.count('src="/thumbnails/') == 24

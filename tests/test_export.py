@@ -93,7 +93,7 @@ def test_parquet_download_is_a_folder_with_its_assets_and_keeps_the_rest(lake, t
     kept = [c for c in out.columns if c not in ("path", "image")]
     pd.testing.assert_frame_equal(out[kept], rows[kept], check_dtype=False)
     assert visible_files(tmp_path) == ["lake", "out.parquet"]
-    assert visible_files(tmp_path / "out.parquet") == ["assets", "data.parquet"]
+    assert visible_files(tmp_path / "out.parquet") == ["README.md", "assets", "data.parquet"]  # with its card
 
 
 def test_dataset_download_embeds_the_exact_stored_bytes(lake, tmp_path):

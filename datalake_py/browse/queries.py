@@ -23,10 +23,13 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def overview(client: DatalakeClient) -> list[dict[str, Any]]:
-    """Every partition with its rows, assets, bytes and last upload, in hierarchy order."""
+    """Every partition with its rows, assets, bytes and last upload, and its dataset's license (id,
+    name, url: dataset_licenses), in hierarchy order."""
     return records(client.sql(
-        "select provider, dataset, task, variant, num_rows, num_assets, bytes, last_upload_at "
-        "from partitions order by provider, dataset, task, variant"))
+        "select p.provider, p.dataset, p.task, p.variant, p.num_rows, p.num_assets, p.bytes, p.last_upload_at, "
+        "l.license, l.name as license_name, l.url as license_url "
+        "from partitions as p left join dataset_licenses as l using (provider, dataset) "
+        "order by p.provider, p.dataset, p.task, p.variant"))
 
 
 def gallery(client: DatalakeClient, filters: dict[str, Any], page: int, per_page: int) -> tuple[list[dict], int]:
