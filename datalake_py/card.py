@@ -13,6 +13,7 @@ it), else the search that found its rows (the filters DatalakeClient.search leav
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,15 +132,21 @@ def _size_category(n: int) -> str:
 def _license_metadata(licenses: list[DatasetLicense]) -> dict[str, Any]:
     """The card's license: the one license, or `other` listing them when they differ or are unknown."""
     ids = sorted({lic.license for lic in licenses if lic.license})
-    if len(ids) == 1 and all(lic.license for lic in licenses):
+    distinct = {(lic.license, lic.name, lic.url) for lic in licenses}  # two `other` licenses differ by name and URL
+    if len(distinct) == 1 and licenses[0].license:
         lic = licenses[0]
         if lic.license != OTHER and lic.hub_id:
             return {"license": lic.hub_id}
-        return {"license": OTHER, "license_name": lic.name, "license_link": lic.url}
+        return {"license": OTHER, "license_name": _slug(lic.name or OTHER), "license_link": lic.url}
     if not ids:
         return {}
     return {"license": OTHER, "license_name": "mixed", "license_link": "README.md#licenses",
             "licenses": [*ids, *(["none"] if not all(lic.license for lic in licenses) else [])]}
+
+
+def _slug(name: str) -> str:
+    """A license name as the Hub's `license_name` takes it: lowercase words joined by `-`."""
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or OTHER
 
 
 def _body(lake: Lake, rows: pd.DataFrame, source: dict[str, Any], licenses: list[DatasetLicense]) -> list[str]:
@@ -222,10 +229,10 @@ def _license_lines(licenses: list[DatasetLicense]) -> str:
     if not licenses:
         return ""
     lines = ["## Licenses", ""]
-    by_license: dict[str | None, list[DatasetLicense]] = {}
+    by_license: dict[tuple, list[DatasetLicense]] = {}  # two `other` licenses differ by name and URL
     for lic in licenses:
-        by_license.setdefault(lic.license, []).append(lic)
-    for license, group in sorted(by_license.items(), key=lambda item: item[0] or "~"):
+        by_license.setdefault((lic.license, lic.name, lic.url), []).append(lic)
+    for (license, _, _), group in sorted(by_license.items(), key=lambda item: [v or "~" for v in item[0]]):
         names = ", ".join(f"{lic.provider}/{lic.dataset}" for lic in group)
         if license is None:
             lines.append(f"- No license recorded: {names}. Ask their provider before using them.")

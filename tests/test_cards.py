@@ -122,3 +122,18 @@ def test_rows_without_a_license_are_named_in_the_card(client, tmp_path):
     assert "license" not in card.data.to_dict()
     assert "- No license recorded: test/loose. Ask their provider before using them." in card.text
     assert json.loads((tmp_path / "loose" / "dataset_info.json").read_text())["features"]["image"]["_type"] == "Image"
+
+
+def test_an_other_license_names_itself_in_the_card(client, tmp_path):
+    client.upload_raw(frame([8], ["y"]), provider="test", dataset="terms", license="other",
+                      license_name="Agency Data Terms 2.0", license_url="https://example.org/terms")
+    process(client)
+    client.build_db()
+    client.download(client.search(), tmp_path / "terms")
+    card = DatasetCard.load(tmp_path / "terms" / "README.md")
+    data = card.data.to_dict()
+    assert (data["license"], data["license_name"], data["license_link"]) == (
+        "other", "agency-data-terms-2.0", "https://example.org/terms")
+    assert ("- other ([Agency Data Terms 2.0](https://example.org/terms)), commercial use: see the license: "
+            "test/terms") in card.text
+

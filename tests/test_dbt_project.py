@@ -24,7 +24,7 @@ from datalake.lake import LAKE_COLUMNS
 from datalake.schema import remove_task
 
 OCR = {"lang": "ko", "src": "real"}
-MARTS = ["catalog", "partitions", "assets", "uploads", "collections", "collection_members",
+MARTS = ["catalog", "partitions", "assets", "uploads", "dataset_licenses", "collections", "collection_members",
          "collection_history", "collections_snapshot"]
 
 
