@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
@@ -149,16 +150,17 @@ class DatalakeClient:
         return self.lake.db_path
 
     def build_db(self, full_refresh: bool = False) -> dict[str, Any]:
-        """Build or update the database with dbt (on the server if one is set); raises naming failing tests."""
+        """Build or update the database with dbt (on the server if one is set); raises naming failing tests.
+        Tests that only warn (datasets without a known license) are in `warnings`, each also a UserWarning."""
         if self.server:
             job_id = self.server.request("POST", "/build")["job_id"]
-            return self.wait_for_job_completion(job_id, polling_interval=0.5)
-        return db.build_db(self.lake, full_refresh)
+            return _warned(self.wait_for_job_completion(job_id, polling_interval=0.5))
+        return _warned(db.build_db(self.lake, full_refresh))
 
     def check_db(self) -> dict[str, Any]:
         """Update the database and test every row of it, not only the new ones (a scheduled full
         check; updates test only what they add); raises naming failing tests, the database kept."""
-        return db.build_db(self.lake, check_all=True)
+        return _warned(db.build_db(self.lake, check_all=True))
 
     def get_db_info(self) -> dict[str, Any]:
         """Tables and row counts, and whether the database is behind the catalog (`behind`)."""
@@ -320,3 +322,11 @@ class DatalakeClient:
     def retry_upload(self, upload_id: str) -> None:
         """Send a failed upload back to pending."""
         self.processor.retry(upload_id)
+
+
+def _warned(built: dict[str, Any]) -> dict[str, Any]:
+    """A build's summary, its warnings raised as UserWarnings so that a user sees them."""
+    for warning in built.get("warnings", []):
+        warnings.warn(warning, stacklevel=3)
+    return built
+

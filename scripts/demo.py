@@ -84,8 +84,6 @@ def main() -> None:
     print("\nbuilding the database (dbt build) ...")
     info = client.build_db()
     print(f"  {info['path']}: " + ", ".join(f"{t} {n}" for t, n in info["tables"].items()))
-    for warning in info["warnings"]:
-        print(f"  warning: {warning}")
     found = client.search(providers=["huggingface"], datasets=["demo_*"], tasks=["ocr"], meta={"lang": "ko"},
                           text_search={"column": "label", "text": "영수증", "json_path": "$.elements[*].text"})
     print(f"\nsearch for '영수증' in OCR labels: {len(found)} rows")

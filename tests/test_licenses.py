@@ -45,7 +45,9 @@ def test_an_upload_license_overrides_its_providers_and_the_mart_says_where_each_
                        meta=OCR)
     client.upload_raw(pd.DataFrame({"n": [3]}), provider="test", dataset="scratch")
     process(client)
-    built = client.build_db()
+    with pytest.warns(UserWarning, match="datasets without a known license") as raised:
+        built = client.build_db()
+    assert [str(w.message) for w in raised] == built["warnings"]
     assert licenses(client) == [
         ("agency", "forms", "other", "Agency Data Terms", "https://example.org/terms", None, None, "provider"),
         ("museum", "paintings", "CC-BY-NC-4.0", known_licenses()["CC-BY-NC-4.0"].name,

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import DatalakeError
 from .context import client_for
-from .output import echo_json
+from .output import echo_json, warnings_printed
 
 NAMED = 5  # symlinked assets named in the error; the report above lists up to 100
 
@@ -21,19 +21,19 @@ docs_app = typer.Typer(no_args_is_help=True, help="The dbt docs site: lineage fr
 def update(ctx: typer.Context, full_refresh: bool = typer.Option(False, "--full-refresh",
                                                                   help="Rebuild everything, not only what is new.")) -> None:
     """Run `dbt build`: the database catches up with the catalog; failing tests are named."""
-    info = client_for(ctx).build_db(full_refresh)
-    tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
-    typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
-    for warning in info.get("warnings", []):
-        typer.echo(f"Warning: {warning}", err=True)
+    with warnings_printed():
+        info = client_for(ctx).build_db(full_refresh)
+        tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
+        typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
 
 
 @app.command("check")
 def check(ctx: typer.Context) -> None:
     """Update the database and test every row, not only the new ones (updates test what they add)."""
-    info = client_for(ctx).check_db()
-    typer.echo(f"Database checked in {info.get('seconds', '?')} s: every test passed on all "
-               f"{info['tables'].get('catalog', 0)} catalog rows")
+    with warnings_printed():
+        info = client_for(ctx).check_db()
+        typer.echo(f"Database checked in {info.get('seconds', '?')} s: every test passed on all "
+                   f"{info['tables'].get('catalog', 0)} catalog rows")
 
 
 @app.command("info")

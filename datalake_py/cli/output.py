@@ -7,11 +7,13 @@ no line is wider than the terminal (120 columns off a terminal).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import unicodedata
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+import warnings
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import typer
 
@@ -161,3 +163,15 @@ def _print_table(frame: "pd.DataFrame", short_hash: bool) -> None:
         note(f"long values are cut with {CUT} to fit {width} characters"
              + (f" (hash to its first {SHORT_HASH} digits)" if short_hash else "")
              + "; --format json or csv shows them in full")
+
+
+@contextlib.contextmanager
+def warnings_printed() -> Iterator[None]:
+    """Run a block, then print the warnings it raised (a build's datasets without a known license,
+    a collection mixing licenses) as `Warning: ...` lines on standard error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        typer.echo(f"Warning: {warning.message}", err=True)
+

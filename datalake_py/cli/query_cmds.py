@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
@@ -12,7 +11,7 @@ import typer
 
 from ..errors import ValidationError
 from ..lake import LAKE_COLUMNS, PARTITION_COLUMNS, READER_COLUMNS
-from .output import note, print_frame
+from .output import note, print_frame, warnings_printed
 from .context import client_for
 from .upload_cmd import parse_meta
 
@@ -130,12 +129,9 @@ def register(app: typer.Typer) -> None:
             raise ValidationError(f"the search matched no rows, so nothing was written to {output}; "
                                   "widen the filters (`datalake search` with the same ones shows what they match)")
         if as_collection:
-            with warnings.catch_warnings(record=True) as caught:  # a mix of licenses: said on stderr
-                warnings.simplefilter("always")
+            with warnings_printed():  # a mix of licenses
                 frozen = client.import_collection(rows, as_collection, version,
                                                   query=json.dumps(filters, ensure_ascii=False))
-            for warning in caught:
-                typer.echo(f"Warning: {warning.message}", err=True)
             typer.echo(f"Froze {frozen['num_samples']} rows as collection {frozen['name']} {frozen['version']}")
         summary = client.download(rows, output, fmt, include_images, labels)
         typer.echo(f"Wrote {summary['rows']} rows to {summary['output']} ({summary['format']})"
