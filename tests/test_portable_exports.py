@@ -121,10 +121,10 @@ def test_original_names_are_kept_as_image_path_and_as_the_asset_files(client, tm
     client.download(rows, tmp_path / "embedded", format="dataset")
     embedded = datasets.load_from_disk(str(tmp_path / "embedded")).cast_column("image", datasets.Image(decode=False))
     assert sorted(c["path"] for c in embedded["image"] if c) == ["pets/cat 0.png", "pets/cat 1.png", "pets/dog.png"]
-    assert files_of(tmp_path / "embedded") == ["assets/report.pdf", "data-00000-of-00001.arrow",
+    assert files_of(tmp_path / "embedded") == ["README.md", "assets/report.pdf", "data-00000-of-00001.arrow",
                                                "dataset_info.json", "state.json"]  # a pdf is no image: copied
     client.download(rows, tmp_path / "paths", format="parquet", include_images=False)
-    assert files_of(tmp_path / "paths") == ["assets/cat_0.png", "assets/cat_1.png", "assets/dog.png",
+    assert files_of(tmp_path / "paths") == ["README.md", "assets/cat_0.png", "assets/cat_1.png", "assets/dog.png",
                                             "assets/report.pdf", "data.parquet"]
     table = pq.read_table(tmp_path / "paths" / "data.parquet").to_pandas().sort_values("_source_name")
     assert list(table["path"]) == ["assets/cat_0.png", "assets/cat_1.png", "assets/dog.png", "assets/report.pdf"]
