@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -44,6 +45,7 @@ LABEL_COLUMN = "label"  # the column labels="struct" structures
 IN_LAKE_COLUMNS = ("_file", "_build", "file_row_number")  # left out of exports: they name the lake's files and builds
 COLLECTION_KEYS = ("name", "version", "description", "fingerprint", "created_by", "created_at")
 NAME_BYTES = 120  # the longest file name stem in an export's assets/, in bytes of UTF-8
+WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 FORMAT_ALIASES = {"datasets": "dataset"}  # the name Hugging Face and earlier versions of this tool use
 BATCH = 1000  # rows per batch when only paths are written
 IMAGE_BATCH = 100  # rows per batch when image bytes are read, to bound memory
@@ -120,9 +122,11 @@ def _safe_stem(original: str) -> str:
 
 
 def _link_or_copy(store: StoreFiles, digest: str, relpath: str, stored: str, target: Path) -> None:
-    """`target` as a hard link to the store file, or a copy of its bytes where linking fails
-    (another file system, or one without hard links)."""
+    """`target` as a hard link to the store file, which is made read-only first (a store file never
+    changes), so that writing over the exported file cannot change the lake's; or a copy of its
+    bytes where that fails (another file system, no hard links, a store file of another user)."""
     try:
+        _make_read_only(stored)
         os.link(stored, target, follow_symlinks=False)
         return
     except OSError:
@@ -133,6 +137,15 @@ def _link_or_copy(store: StoreFiles, digest: str, relpath: str, stored: str, tar
         raise ConflictError(f"asset {relpath} left the lake's store while it was exported; export again") from None
     with source, open(target, "xb") as out:
         shutil.copyfileobj(source, out, CHUNK)
+
+
+def _make_read_only(path: str) -> None:
+    """Take the write permissions off the file `path` (never through a symbolic link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & ~WRITE_BITS)
+    finally:
+        os.close(fd)
 
 
 class _Assets:

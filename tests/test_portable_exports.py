@@ -131,6 +131,19 @@ def test_original_names_are_kept_as_image_path_and_as_the_asset_files(client, tm
     assert [c["path"] if c else None for c in table["image"]] == list(table["path"][:3]) + [None]
 
 
+def test_exported_asset_files_cannot_be_written_over_the_lake_s_own(client, tmp_path):
+    """On one file system an exported asset is the store file itself (a hard link): both are made
+    read-only, so a program writing over the export cannot change what the lake holds."""
+    rows = client.search(datasets=["pets"])
+    client.download(rows, tmp_path / "out", format="parquet", include_images=False)
+    for path, name in zip(rows["path"], rows["_source_name"]):
+        stored = client.base_path / "assets" / path
+        exported = tmp_path / "out" / "assets" / Path(name).name.replace(" ", "_")
+        assert os.path.samefile(stored, exported)
+        assert os.stat(exported).st_mode & 0o222 == 0
+    assert client.validate_assets(rows, deep=True)["integrity_rate"] == 1.0
+
+
 def test_an_upload_keeps_the_file_name_of_image_paths_and_none_for_bare_bytes(client):
     cells = [{"bytes": image_bytes(7), "path": "/home/ana/photos/IMG 7.png"},
              {"bytes": image_bytes(8), "path": "./scans/p8.png"},
