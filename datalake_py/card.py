@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import NotFoundError
 from .fs import write_text_atomic
-from .lake import Lake
+from .lake import LAKE_ROW_MARKERS, Lake
 from .licenses import OTHER
 from .upload.sources import EXPORT_PARQUET
 
@@ -67,8 +67,7 @@ def dataset_licenses(lake: Lake, rows: pd.DataFrame) -> list[DatasetLicense]:
     found: dict[tuple[str, str], tuple] = {}
     try:
         with db.connect(lake) as con:
-            if con.execute("select count(*) from information_schema.tables where table_name = 'dataset_licenses'"
-                           ).fetchall()[0][0]:  # one row a dataset: read whole
+            if db.has_table(con, "dataset_licenses"):  # one row a dataset: read whole
                 found = {(r[0], r[1]): r for r in con.execute(
                     "select l.provider, l.dataset, l.license, l.name, l.url, l.commercial_use, l.attribution_required, "
                     "k.hub_id from dataset_licenses as l left join licenses as k on k.id = l.license").fetchall()}
@@ -190,9 +189,8 @@ def _provenance(lake: Lake, rows: pd.DataFrame, licenses: list[DatasetLicense]) 
         lines += ["", "| provider | dataset | rows | license |", "| --- | --- | --- | --- |"]
         lines += [f"| {lic.provider} | {lic.dataset} | {counts[(lic.provider, lic.dataset)]} | "
                   f"{lic.license or 'none'} |" for lic in licenses]
-    lineage = ["_upload_id", "_uploaded_by", "_uploaded_at"]
-    if set(lineage) <= set(rows.columns):
-        uploads = rows.groupby(lineage, dropna=False).size().reset_index(name="rows").sort_values("_uploaded_at")
+    if set(LAKE_ROW_MARKERS) <= set(rows.columns):
+        uploads = rows.groupby(list(LAKE_ROW_MARKERS), dropna=False).size().reset_index(name="rows").sort_values("_uploaded_at")
         lines += ["", "Uploads:", "", "| upload | by | at | rows |", "| --- | --- | --- | --- |"]
         lines += [f"| {u} | {by} | {at} | {n} |" for u, by, at, n in uploads.itertuples(index=False)]
     return "\n".join(lines) if len(lines) > 1 else ""

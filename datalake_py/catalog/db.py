@@ -190,6 +190,12 @@ def open_db(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database holds a table or view `name` (a database built by an older datalake may not)."""
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'main' "
+                            "and table_name = ?", [name]).fetchone()[0])
+
+
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the lake's database."""
     return open_db(lake.db_path)

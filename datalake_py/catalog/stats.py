@@ -19,6 +19,7 @@ from ..curation.groups import check_threshold, near_duplicate_groups
 from ..errors import NotFoundError
 from ..schema import Schema
 from ..sql import quote
+from .db import has_table
 from .search import catalog_columns, matching_query, run_search
 
 PERCENTILES = {"p5": 0.05, "p50": 0.5, "p95": 0.95}  # those of the dataset_stats mart
@@ -65,8 +66,7 @@ def dataset_stats(con: duckdb.DuckDBPyConnection, schema: Schema, threshold: int
 
 def _require_mart(con: duckdb.DuckDBPyConnection) -> None:
     for mart in ("dataset_stats", "dataset_licenses"):
-        if not con.execute("select count(*) from information_schema.tables where table_schema = 'main' "
-                           "and table_name = ?", [mart]).fetchone()[0]:
+        if not has_table(con, mart):
             raise NotFoundError(f"the database has no {mart} table yet (it was built by an older datalake); "
                                 "update it with `datalake db update` (or client.build_db())")
 
