@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import io
 import threading
-from concurrent.futures import Executor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -84,50 +83,39 @@ def index_fingerprints(lake: Lake, num_proc: int, stop: threading.Event | None =
 def _fingerprint(lake: Lake, todo: list[tuple[str, str]], num_proc: int, lock_fd: int, stop: threading.Event,
                  counts: dict[str, int]) -> None:
     """Fingerprint the assets `todo` in parts of CHUNK, counting what was done in `counts`."""
-    workers = _workers(lake, len(todo), num_proc, (lock_fd,))
     run_id = new_upload_id()
+    for chunk, found in _fingerprinted(lake, todo, num_proc, (lock_fd,), stop):
+        _write_part(lake.fingerprint_record(run_id, counts["parts"]), found)
+        counts["parts"] += 1
+        counts["fingerprinted"] += sum(1 for _, value in found if value is not None)
+        counts["not_images"] += sum(1 for _, value in found if value is None)
+        counts["missing"] += len(chunk) - len(found)
+
+
+def _fingerprinted(lake: Lake, assets: list[tuple[str, str]], num_proc: int, inherit: tuple[int, ...] = (),
+                   stop: threading.Event | None = None) -> Iterator[tuple[list[tuple[str, str]], list]]:
+    """(chunk, its (hash, fingerprint or None) answers) for `assets` (hash, path) CHUNK at a time, with
+    a progress bar; missing or unsafe store files have no answer. Child processes do the work when
+    there are enough assets to pay for them; none starts a chunk once `stop` is set."""
+    processes = max(1, num_proc) if len(assets) >= PROCESS_MIN_ASSETS else 0
+    workers = start_workers(partial(Fingerprinter, str(lake.root)), processes, inherit)
     try:
-        with progress(desc="fingerprinting", total=len(todo), unit="image") as bar:
-            for start in range(0, len(todo), CHUNK):
-                if stop.is_set():
+        with progress(desc="fingerprinting", total=len(assets), unit="image") as bar:
+            for start in range(0, len(assets), CHUNK):
+                if stop is not None and stop.is_set():
                     break
-                chunk = todo[start:start + CHUNK]
-                found = _answers(workers, chunk)
-                _write_part(lake.fingerprint_record(run_id, counts["parts"]), found)
-                counts["parts"] += 1
-                counts["fingerprinted"] += sum(1 for _, value in found if value is not None)
-                counts["not_images"] += sum(1 for _, value in found if value is None)
-                counts["missing"] += len(chunk) - len(found)
+                chunk = assets[start:start + CHUNK]
+                futures = [workers.submit(chunk[i:i + BATCH]) for i in range(0, len(chunk), BATCH)]
+                yield chunk, [answer for future in futures for answer in future.result() if answer is not None]
                 bar.update(len(chunk))
     finally:
         workers.shutdown(cancel_futures=True)
 
 
-def _workers(lake: Lake, count: int, num_proc: int, inherit: tuple[int, ...] = ()) -> Executor:
-    """Fingerprinters for `count` assets: in child processes when there are enough to pay for them."""
-    processes = max(1, num_proc) if count >= PROCESS_MIN_ASSETS else 0
-    return start_workers(partial(Fingerprinter, str(lake.root)), processes, inherit)
-
-
-def _answers(workers: Executor, assets: list[tuple[str, str]]) -> list[tuple[str, int | None]]:
-    """(hash, fingerprint or None) of `assets`, BATCH per call; missing or unsafe store files left out."""
-    futures = [workers.submit(assets[i:i + BATCH]) for i in range(0, len(assets), BATCH)]
-    return [answer for future in futures for answer in future.result() if answer is not None]
-
-
 def compute_fingerprints(lake: Lake, assets: list[tuple[str, str]], num_proc: int) -> dict[str, int | None]:
     """Hash to fingerprint (None: not an image) of store assets given as (hash, path), computed now
     and recorded nowhere: for reads that cannot wait for the indexer. Missing store files are left out."""
-    workers = _workers(lake, len(assets), num_proc)
-    found: dict[str, int | None] = {}
-    try:
-        with progress(desc="fingerprinting", total=len(assets), unit="image") as bar:
-            for start in range(0, len(assets), CHUNK):
-                found.update(_answers(workers, assets[start:start + CHUNK]))
-                bar.update(len(assets[start:start + CHUNK]))
-    finally:
-        workers.shutdown(cancel_futures=True)
-    return found
+    return dict(answer for _, found in _fingerprinted(lake, assets, num_proc) for answer in found)
 
 
 def recorded_fingerprints(lake: Lake, hashes: list[str]) -> dict[str, int | None]:
