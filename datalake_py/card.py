@@ -162,6 +162,12 @@ def _body(lake: Lake, rows: pd.DataFrame, source: dict[str, Any], licenses: list
     ]
 
 
+def retraction_notes(metadata: dict[str, Any]) -> list[str]:
+    """`N member(s) retracted on DATE (reason)` for each retraction that took members of a collection version."""
+    return [f"{r['members']} member(s) retracted on {r['retracted_at'][:10]} ({r['reason']})"
+            for r in metadata.get("retractions", [])]
+
+
 def _source_lines(lake: Lake, source: dict[str, Any], num_rows: int) -> str:
     lines = []
     collection = source.get("collection")
@@ -169,6 +175,8 @@ def _source_lines(lake: Lake, source: dict[str, Any], num_rows: int) -> str:
         lines += [f"- Collection: `{collection['name']}`, version `{collection['version']}`, "
                   f"fingerprint `{collection['fingerprint']}`",
                   f"- Frozen by {collection['created_by']} at {collection['created_at']} from: {collection['source']}"]
+        lines += [f"- Retracted since it was frozen, and not in this export: {note}"
+                  for note in retraction_notes(collection)]
     elif source.get("search"):
         filters = "; ".join(f"{k}={v}" for k, v in source["search"].items())
         lines.append(f"- A search of the lake: {filters}")

@@ -15,13 +15,14 @@ import pandas as pd
 from . import config, export
 from .catalog import db, search, stats, validation
 from .card import SOURCE_ATTR
-from .collections import CollectionManager
+from .collections import CollectionManager, warn_retracted
 from .curation.groups import near_duplicate_groups
 from .curation.index import index_fingerprints
 from .curation.leakage import LeakageReport, check_leakage, side_of
 from .errors import ERRORS_BY_NAME, DatalakeError, ValidationError
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
+from .lifecycle import GarbageReport, Retraction, Selection, collect_garbage, list_retractions, retract
 from .processing.processor import DatalakeProcessor, upload_counts
 from .remote import ServerConnection
 from .schema import Schema, init_lake, load_schema
@@ -294,16 +295,19 @@ class DatalakeClient:
                         labels: str = "json") -> Any:
         """A collection version (None: latest) as a datasets.Dataset with the Image feature."""
         manager = self.collection_manager
-        return export.to_dataset(self.lake, manager.members(name, version), include_images, labels,
-                                 manager.info(name, version))
+        info = manager.info(name, version)
+        warn_retracted(info)
+        return export.to_dataset(self.lake, manager.members(name, info["version"]), include_images, labels, info)
 
     def export_collection(self, name: str, version: str | None = None, output_path: str | Path = ".",
                           format: str = "auto", include_images: bool = True, labels: str = "json") -> dict[str, Any]:
         """Write a collection version as `download` writes rows, outside the lake, with its name,
         version, description and fingerprint in the export."""
         manager = self.collection_manager
-        return export.download(self.lake, manager.members(name, version), output_path, format, include_images,
-                               labels, manager.info(name, version))
+        info = manager.info(name, version)
+        warn_retracted(info)
+        return export.download(self.lake, manager.members(name, info["version"]), output_path, format,
+                               include_images, labels, info)
 
     def delete_collection(self, name: str, version: str | None = None) -> list[str]:
         """Delete a version (None: the whole collection); `latest` moves back."""
@@ -312,6 +316,31 @@ class DatalakeClient:
     def verify_collection(self, name: str, version: str | None = None) -> dict[str, Any]:
         """Recompute the fingerprint and re-hash every member's asset."""
         return self.collection_manager.verify(name, version)
+
+    # -- retraction and garbage collection -----------------------------------------------------
+
+    def retract(self, providers: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
+                tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+                hashes: Sequence[str] | None = None, upload_id: str | None = None, reason: str = "",
+                dry_run: bool = False, force: bool = False) -> Retraction:
+        """Remove rows for good (those of the named partitions, with one of `hashes`, from `upload_id`:
+        each given filter must hold), and the assets no other row references, their thumbnails and
+        fingerprints; the database is built again. Recorded with `reason` in the retraction ledger.
+
+        `dry_run` returns the plan (rows, assets, bytes, collection versions) and writes nothing.
+        Refuses when a collection version holds some of the rows unless `force`, which removes them
+        from those versions too and records it in their metadata."""
+        selection = Selection.of(providers, datasets, tasks, variants, hashes, upload_id)
+        return retract(self.lake, selection, reason, self.user_id, dry_run, force)
+
+    def collect_garbage(self, dry_run: bool = False) -> GarbageReport:
+        """Remove asset files no row and no collection references, and what killed runs left;
+        `dry_run` lists them and the bytes they take, and removes nothing."""
+        return collect_garbage(self.lake, dry_run)
+
+    def list_retractions(self) -> list[dict[str, Any]]:
+        """Every retraction's record (who, when, why, what), oldest first."""
+        return list_retractions(self.lake)
 
     # -- staging -------------------------------------------------------------------------------
 

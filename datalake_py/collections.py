@@ -15,7 +15,7 @@ import shutil
 import stat
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import pyarrow as pa
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from .card import dataset_licenses, mixed_commercial_use
+from .card import dataset_licenses, mixed_commercial_use, retraction_notes
 from .catalog.validation import validate_assets
 from .curation.groups import check_threshold
 from .curation.leakage import matching_hashes
@@ -37,6 +37,15 @@ from .upload.ingest import UploadRequest, convert_source
 from .upload.sources import open_source
 
 AUTO_VERSION = re.compile(r"v(\d+)")
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH  # a version's files
+
+
+def warn_retracted(metadata: dict[str, Any]) -> None:
+    """Warn that a version being read lacks members it was frozen with."""
+    notes = retraction_notes(metadata)
+    if notes:
+        warnings.warn(f"collection {metadata['name']} {metadata['version']}: {'; '.join(notes)}; they are left out",
+                      stacklevel=3)
 
 
 def fingerprint(members: Path) -> str:
@@ -123,6 +132,13 @@ class CollectionManager:
             if version == LATEST_FILE:
                 raise ValidationError(f"{LATEST_FILE!r} names the newest version; choose another version name")
         exclusions = self._exclusions(exclude_assets_of, exclude_near_duplicates_of, threshold)
+        with file_lock(self.lake.lake_lock("store"), shared=True):  # its members point at stored assets
+            metadata = self._import(data_source, name, version, description, query, exclusions)
+        _warn_mixed_licenses(self.lake, data_source, name, metadata["version"])
+        return metadata
+
+    def _import(self, data_source: Any, name: str, version: str | None, description: str, query: str | None,
+                exclusions: list[dict[str, Any]]) -> dict[str, Any]:
         folder = self._folder(name)
         folder.mkdir(parents=True, exist_ok=True)
         work = folder / f".import-{new_upload_id()}"
@@ -140,12 +156,11 @@ class CollectionManager:
                     metadata["exclusions"] = excluded
                 write_json_atomic(work / METADATA_FILE, metadata)
                 for f in (work / MEMBERS_FILE, work / METADATA_FILE):
-                    f.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                    f.chmod(READ_ONLY)
                 os.rename(work, folder / chosen)
                 self._set_latest(name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        _warn_mixed_licenses(self.lake, data_source, name, chosen)
         return metadata
 
     def _write_members(self, data_source: Any, work: Path) -> str:
@@ -267,15 +282,18 @@ class CollectionManager:
     # -- checking and deleting -----------------------------------------------------------------
 
     def verify(self, name: str, version: str | None = None) -> dict[str, Any]:
-        """Recompute the fingerprint and check every member's asset bytes; `ok` and what differs."""
+        """Recompute the fingerprint and check every member's asset bytes; `ok` and what differs. A
+        version that lost members to a retraction is not `ok` and says so (`N member(s) retracted on
+        DATE (reason)`); its members are then checked against the fingerprint recorded after it."""
         folder = self.resolve(name, version)
         metadata = read_json(folder / METADATA_FILE)
         actual = fingerprint(folder / MEMBERS_FILE)
         assets = validate_assets(self.lake, self.members(name, version), deep=True)
-        problems = []
-        if actual != metadata["fingerprint"]:
-            problems.append(f"members changed: fingerprint {actual} differs from the recorded "
-                            f"{metadata['fingerprint']}")
+        retractions = metadata.get("retractions", [])
+        recorded = retractions[-1]["fingerprint"] if retractions else metadata["fingerprint"]
+        problems = retraction_notes(metadata)
+        if actual != recorded:
+            problems.append(f"members changed: fingerprint {actual} differs from the recorded {recorded}")
         if assets["missing_count"]:
             problems.append(f"{assets['missing_count']} member asset(s) missing")
         if assets["mismatch_count"]:
@@ -286,9 +304,30 @@ class CollectionManager:
         return {"name": name, "version": metadata["version"], "ok": not problems, "problems": problems,
                 "fingerprint": actual, "assets": assets}
 
+    def retract_members(self, name: str, version: str, drop: Callable[[Path], int], entry: dict[str, Any]) -> None:
+        """Remove the members a retraction takes from a version (`drop` rewrites the members file) and
+        record it in the version's metadata: `entry` (retraction_id, retracted_at, retracted_by,
+        reason, members) and the fingerprint of the members left. Done once per retraction id;
+        nothing when the version was deleted meanwhile."""
+        with file_lock(self.lake.lock_path("collection", name)):
+            try:
+                folder = self.resolve(name, version)
+            except NotFoundError:
+                return
+            metadata = read_json(folder / METADATA_FILE)
+            done = metadata.get("retractions", [])
+            if any(r["retraction_id"] == entry["retraction_id"] for r in done):
+                return
+            drop(folder / MEMBERS_FILE)
+            members = folder / MEMBERS_FILE
+            metadata["retractions"] = [*done, {**entry, "fingerprint": fingerprint(members)}]
+            metadata["num_samples"] = pq.ParquetFile(members).metadata.num_rows
+            write_json_atomic(folder / METADATA_FILE, metadata)
+            (folder / METADATA_FILE).chmod(READ_ONLY)
+
     def delete(self, name: str, version: str | None = None) -> list[str]:
         """Delete one version (None: the whole collection); `latest` moves back. The deleted versions."""
-        with file_lock(self.lake.lock_path("collection", name)):
+        with file_lock(self.lake.lake_lock("store"), shared=True), file_lock(self.lake.lock_path("collection", name)):
             targets = [self.resolve(name, version)] if version else \
                 [self._folder(name) / m["version"] for m in self.versions(name)]
             if not targets:

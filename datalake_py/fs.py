@@ -91,28 +91,40 @@ def _thread_lock(path: Path) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[int | None]:
-    """Hold an exclusive lock on `path` (created if needed) against other processes and threads.
+def file_lock(path: Path, blocking: bool = True, shared: bool = False) -> Iterator[int | None]:
+    """Hold a lock on `path` (created if needed) against other processes and threads: exclusive,
+    or `shared` with other shared holders (then threads of one process hold it together).
 
     Yields the locked file descriptor (a child process that inherits it holds the lock too);
     with blocking=False yields None at once if someone else holds it. The kernel releases the
     lock when its holders die, so a killed process never leaves one behind.
     """
-    guard = _thread_lock(path)
-    if not guard.acquire(blocking):
-        yield None
-        return
-    try:
+    guard = contextlib.nullcontext(True) if shared else _held_guard(path, blocking)
+    with guard as ours:
+        if not ours:
+            yield None
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+                fcntl.flock(fd, mode if blocking else mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield None
                 return
             yield fd
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _held_guard(path: Path, blocking: bool) -> Iterator[bool]:
+    """This process's own lock of `path` for one thread at a time; whether it was acquired."""
+    guard = _thread_lock(path)
+    acquired = guard.acquire(blocking)
+    try:
+        yield acquired
     finally:
-        guard.release()
+        if acquired:
+            guard.release()

@@ -116,6 +116,7 @@ class Lake:
         self.collection_ledger = self.ledger / "collections"  # <name>--<version>.json: deleted versions
         self.fingerprint_ledger = self.ledger / "fingerprints"  # <run_id>-<n>.parquet: image fingerprints
         self.pair_ledger = self.ledger / "near_pairs"  # <run_id>-<n>.parquet: that fingerprint part's near pairs
+        self.retraction_ledger = self.ledger / "retractions"  # <retraction_id>.json: what a retraction removed
         self.columns_registry = self.ledger / "columns.json"  # the lake-wide column rule's record
         self.jobs = self.root / "jobs"
         self.locks = self.root / "locks"
@@ -151,6 +152,9 @@ class Lake:
     def deletion_record(self, name: str, version: str) -> Path:
         return self.collection_ledger / f"{check_name(name, 'collection')}--{check_name(version, 'version')}.json"
 
+    def retraction_record(self, retraction_id: str) -> Path:
+        return self.retraction_ledger / f"{check_name(retraction_id, 'retraction')}.json"
+
     def collection_dir(self, name: str) -> Path:
         return self.collections / check_name(name, "collection")
 
@@ -161,7 +165,7 @@ class Lake:
         stages = [self.stage(s) for s in STAGES]
         return [self.config_dir, *stages, self.catalog, self.assets, self.collections, self.db_dir,
                 self.logs, self.upload_ledger, self.asset_ledger, self.collection_ledger, self.fingerprint_ledger,
-                self.pair_ledger, self.jobs, self.locks]
+                self.pair_ledger, self.retraction_ledger, self.jobs, self.locks]
 
     def create(self) -> None:
         """Create every folder of the layout, the store's included; existing content is left as it is."""
@@ -209,7 +213,9 @@ class Lake:
         return self.partition_dir(partition) / f"part-{check_name(upload_id, 'upload')}.parquet"
 
     def lake_lock(self, name: str) -> Path:
-        """A lock of the whole lake: `build` (database builds take turns), `schema` (rule edits)."""
+        """A lock of the whole lake: `build` (database builds take turns), `schema` (rule edits),
+        `store` (shared by every writer that adds references to stored assets, exclusive for
+        retraction and garbage collection)."""
         return self.locks / f"{name}.lock"
 
     def lock_path(self, kind: str, key: str) -> Path:

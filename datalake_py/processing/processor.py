@@ -266,7 +266,8 @@ def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyC
     partition = manifest_partition(manifest)
     part_dir = lake.partition_dir(partition)
     ledger = _ledger_paths(lake, folder, upload_id)
-    with file_lock(lake.lock_path("partition", str(partition))), contextlib.ExitStack() as cleanup:
+    with file_lock(lake.lake_lock("store"), shared=True), file_lock(lake.lock_path("partition", str(partition))), \
+            contextlib.ExitStack() as cleanup:
         own = lake.part_path(partition, upload_id)
         for target in (own, *ledger.values()):  # temporary files never outlive this block
             cleanup.callback(temp_path_for(target).unlink, missing_ok=True)

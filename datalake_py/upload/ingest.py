@@ -277,7 +277,9 @@ def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc:
     lock = lake.lock_path("upload", upload_id)
     # held while writing: a processor removes an incoming folder only once its uploader (and its
     # worker processes) are gone
-    with storage_errors("the upload"), file_lock(lock) as lock_fd:
+    # the store lock, shared: no retraction or garbage collection runs while the upload is written
+    # and it may name stored assets by hash, or leave out bytes the store already has
+    with storage_errors("the upload"), file_lock(lock) as lock_fd, file_lock(lake.lake_lock("store"), shared=True):
         folder.mkdir(parents=True)
         try:
             manifest = _write_upload(lake, source, request, upload_id, folder, num_proc, lock_fd)
