@@ -6,7 +6,7 @@ anything, with `completed_at` null. The steps that follow are each safe to run a
 selected rows from the part files (and the members of the collection versions it may take, with
 `force`), drop the ledger entries of the assets no remaining row references, build the database
 again (so no reader of it finds a row whose asset is gone), delete those assets' store files and
-thumbnails, and mark the record complete. A retraction or garbage collection that finds a record
+thumbnails, mark the record complete, and update the database once more to show it so. A retraction or garbage collection that finds a record
 left incomplete by a killed run finishes it first.
 """
 
@@ -139,8 +139,7 @@ def _plan(lake: Lake, con: duckdb.DuckDBPyConnection, selection: Selection, reas
             plan.collections.append({"name": members.name, "version": members.version, "members": rows})
             hashes.update(found)
     plan.hashes = sorted(hashes)
-    con.execute("create or replace temp table taken (hash varchar)")
-    con.executemany("insert into taken values (?)", [[h] for h in plan.hashes])
+    con.execute("create or replace temp table taken as select unnest(?::varchar[]) as hash", [plan.hashes])
     referenced_hashes(con, lake, "remaining", selection)
     plan.assets = _store_entries(lake, con, "select hash from taken anti join remaining using (hash)")
     plan.bytes = sum(a["bytes"] for a in plan.assets)
@@ -183,8 +182,7 @@ def _carry_out(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> 
         manager.retract_members(c["name"], c["version"], lambda path: drop_selected(con, RowFile(path, "members"), selection),
                                 {"retraction_id": plan.retraction_id, "retracted_at": plan.started_at,
                                  "retracted_by": plan.retracted_by, "reason": plan.reason, "members": c["members"]})
-    con.execute("create or replace temp table taken (hash varchar)")
-    con.executemany("insert into taken values (?)", [[h] for h in plan.hashes])
+    con.execute("create or replace temp table taken as select unnest(?::varchar[]) as hash", [plan.hashes])
     referenced_hashes(con, lake, "remaining")
     con.execute("create or replace temp table gone as select hash from taken anti join remaining using (hash)")
     assets = _store_entries(lake, con, "select hash from gone")
@@ -196,6 +194,8 @@ def _carry_out(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> 
         plan.assets, plan.bytes = assets, sum(a["bytes"] for a in assets)
     plan.completed_at = utc_now()
     write_json_atomic(lake.retraction_record(plan.retraction_id), plan.to_dict())
+    if plan.database == "rebuilt":
+        _rebuild(lake)  # a quick update: the `retractions` mart now shows the record complete
     return plan
 
 
