@@ -3,9 +3,6 @@ what is recorded, and what the rebuilt database holds."""
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -174,9 +171,10 @@ def test_gc_removes_what_an_overwrite_left_and_keeps_what_a_pending_upload_names
     kept = sorted(orphans)[0]
     client.upload_task(pd.DataFrame({"hash": [kept], "label": ["{}"]}), provider="test", dataset="one",
                        task="kie", variant="by_hash", meta=OCR_META)
+    partitions = lake / "catalog" / "provider=test"
     leftovers = [lake / "staging" / "trash" / "x" / "data.parquet",
-                 lake / "catalog" / "provider=test" / "dataset=one" / "task=raw" / "variant=image" / ".part-y.parquet.tmp",
-                 lake / "catalog" / "provider=test" / "dataset=old" / "task=raw" / "variant=image" / "keep.txt"]
+                 partitions / "dataset=one" / "task=raw" / "variant=image" / ".part-y.parquet.tmp",
+                 partitions / "dataset=old" / "task=raw" / "variant=image" / "keep.txt"]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"12345")
@@ -194,7 +192,7 @@ def test_gc_removes_what_an_overwrite_left_and_keeps_what_a_pending_upload_names
     assert done.bytes == freed
     assert store_hashes(lake) == {r["hash"] for r in catalog_rows(lake)} | {kept}
     assert not (lake / "staging" / "trash" / "x").exists() and not leftovers[1].exists()
-    assert not (lake / "catalog" / "provider=test" / "dataset=old").exists()
+    assert not (partitions / "dataset=old").exists()
     process(client)
     assert kept in {r["hash"] for r in catalog_rows(lake)}
     assert client.collect_garbage().assets == []

@@ -11,7 +11,6 @@ build, so no search finds a row whose asset is gone.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -68,6 +68,9 @@ def columns_of(path: Path) -> set[str]:
     return set(pq.read_schema(path).names)
 
 
+READ = "read_parquet(?, hive_partitioning=false)"  # one file's rows, without columns from its folders
+
+
 def selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Selection) -> tuple[int, list[str]]:
     """How many rows of `file` the selection takes, and the distinct hashes of their assets."""
     if file.partition is not None and not selection.takes_partition(file.partition):
@@ -75,42 +78,36 @@ def selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Selection
     columns = columns_of(file.path)
     condition, params = selection.condition(columns, file.partition)
     hashes = "list(distinct hash) filter (where hash is not null)" if "hash" in columns else "[]"
-    rows, found = con.execute(f"select count(*), {hashes} from read_parquet(?, hive_partitioning=false) where {condition}",
+    rows, found = con.execute(f"select count(*), {hashes} from {READ} where {condition}",
                               [str(file.path), *params]).fetchone()
     return rows, sorted(found or [])
 
 
 def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Selection) -> int:
-    """Rewrite `file` without the rows the selection takes (atomically, same schema and order); the
-    rows dropped. A part left without rows goes, and so do its partition folders left empty; members
-    stay, with no rows. Running it again drops nothing more."""
+    """Rewrite `file` without the rows the selection takes (atomically, same schema, order and
+    permissions); the rows dropped. A part left without rows goes, and so do its partition folders
+    left empty; members stay, with no rows. Running it again drops nothing more."""
     if not file.path.exists():
         return 0
     condition, params = selection.condition(columns_of(file.path), file.partition)
-    source = str(file.path)
-    dropped = con.execute(f"select count(*) from read_parquet(?, hive_partitioning=false) where {condition}", [source, *params]).fetchone()[0]
+    keep = [row for (row,) in con.execute(
+        f"select file_row_number from read_parquet(?, file_row_number=true, hive_partitioning=false) "
+        f"where not {condition} order by 1", [str(file.path), *params]).fetchall()]
+    whole = pq.ParquetFile(file.path)
+    dropped = whole.metadata.num_rows - len(keep)
     if not dropped:
         return 0
-    keep = con.execute(f"select file_row_number from read_parquet(?, file_row_number=true, hive_partitioning=false) "
-                       f"where not {condition} order by 1", [source, *params]).fetchall()
-    kept = pq.ParquetFile(file.path).read().take(pa.array([row for (row,) in keep], pa.int64()))
-    if kept.num_rows or file.kind != "part":
-        _write_like(file.path, kept)
+    if keep or file.kind != "part":
+        mode = os.stat(file.path).st_mode & 0o777
+        with atomic_path(file.path) as tmp:
+            pq.write_table(whole.read().take(pa.array(keep, pa.int64())), tmp, compression="zstd")
+            os.chmod(tmp, mode)
     else:
         file.path.unlink()
         for folder in file.path.parents[:4]:  # variant=, task=, dataset=, provider=
             with contextlib.suppress(OSError):
                 folder.rmdir()
     return dropped
-
-
-def _write_like(path: Path, table: pa.Table) -> None:
-    """Replace the parquet file at `path` by `table`, in its schema and its permissions."""
-    schema = pq.read_schema(path)
-    mode = os.stat(path).st_mode & 0o777
-    with atomic_path(path) as tmp:
-        pq.write_table(table.cast(schema), tmp, compression="zstd")
-        os.chmod(tmp, mode)
 
 
 def referenced_hashes(con: duckdb.DuckDBPyConnection, lake: Lake, table: str,
@@ -127,8 +124,8 @@ def referenced_hashes(con: duckdb.DuckDBPyConnection, lake: Lake, table: str,
             together.append(str(file.path))
             continue
         condition, params = leaving.condition(columns, file.partition)
-        con.execute(f"insert into {table} select distinct hash from read_parquet(?, hive_partitioning=false) where hash is not null "
+        con.execute(f"insert into {table} select distinct hash from {READ} where hash is not null "
                     f"and not {condition}", [str(file.path), *params])
     if together:
-        con.execute(f"insert into {table} select distinct hash from read_parquet(?, union_by_name=true, hive_partitioning=false) "
-                    "where hash is not null", [together])
+        con.execute(f"insert into {table} select distinct hash from "
+                    "read_parquet(?, union_by_name=true, hive_partitioning=false) where hash is not null", [together])

@@ -6,14 +6,15 @@ anything, with `completed_at` null. The steps that follow are each safe to run a
 selected rows from the part files (and the members of the collection versions it may take, with
 `force`), drop the ledger entries of the assets no remaining row references, build the database
 again (so no reader of it finds a row whose asset is gone), delete those assets' store files and
-thumbnails, mark the record complete, and update the database once more to show it so. A retraction or garbage collection that finds a record
-left incomplete by a killed run finishes it first.
+thumbnails, mark the record complete, and update the database once more to show it so. A
+retraction or garbage collection that finds a record left incomplete by a killed run finishes it
+first (docs/internals.md, "Retraction and garbage collection").
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,7 +25,8 @@ from ..errors import ConflictError, DatalakeError, NotFoundError, ValidationErro
 from ..fs import file_lock, read_json, write_json_atomic
 from ..lake import Lake, new_upload_id, utc_now
 from .forget import forget_ledger_entries, remove_store_files, store_files
-from .holders import RowFile, catalog_parts, drop_selected, member_files, part_file, referenced_hashes, selected, staged_files
+from .holders import (RowFile, catalog_parts, drop_selected, member_files, part_file, referenced_hashes, selected,
+                      staged_files)
 from .selection import Selection
 
 
@@ -178,10 +180,14 @@ def _carry_out(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> 
     for part in plan.parts:
         drop_selected(con, part_file(lake, lake.root / part["part"]), selection)
     manager = CollectionManager(lake, plan.retracted_by)
+    entry = {"retraction_id": plan.retraction_id, "retracted_at": plan.started_at,
+             "retracted_by": plan.retracted_by, "reason": plan.reason}
+
+    def drop_members(path: Path) -> int:
+        return drop_selected(con, RowFile(path, "members"), selection)
+
     for c in plan.collections:
-        manager.retract_members(c["name"], c["version"], lambda path: drop_selected(con, RowFile(path, "members"), selection),
-                                {"retraction_id": plan.retraction_id, "retracted_at": plan.started_at,
-                                 "retracted_by": plan.retracted_by, "reason": plan.reason, "members": c["members"]})
+        manager.retract_members(c["name"], c["version"], drop_members, {**entry, "members": c["members"]})
     con.execute("create or replace temp table taken as select unnest(?::varchar[]) as hash", [plan.hashes])
     referenced_hashes(con, lake, "remaining")
     con.execute("create or replace temp table gone as select hash from taken anti join remaining using (hash)")
