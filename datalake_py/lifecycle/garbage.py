@@ -56,30 +56,36 @@ def collect_garbage(lake: Lake, dry_run: bool = False) -> GarbageReport:
     leftovers; with `dry_run`, only list them. The report says what and how many bytes."""
     lake.require()
     report = GarbageReport(dry_run)
-    with file_lock(lake.lake_lock("store")), file_lock(lake.lake_lock("fingerprints")), \
-            duckdb.connect() as con:
+    with file_lock(lake.lake_lock("store")), duckdb.connect() as con:
         if not dry_run:
             report.retractions_finished = [r.retraction_id for r in finish_unfinished(lake, con)]
-        store, others = store_files(lake)
-        con.register("store_listing", store)
-        referenced_hashes(con, lake, "referenced")
-        con.execute("create temp table gone as select hash, path, bytes from store_listing "
-                    "anti join referenced using (hash)")
-        report.kept_for_database = _keep_database_rows(lake, con)
-        report.assets = [dict(zip(("hash", "path", "bytes"), row))
-                         for row in con.execute("select * from gone order by hash, path").fetchall()]
-        gone = {a["hash"] for a in report.assets}
-        kept = set(store.column("hash").to_pylist()) - gone
-        report.leftovers = [{"path": str(path.relative_to(lake.root)), "bytes": _size(path), "what": what}
-                            for path, what in _leftovers(lake, others, kept)]
-        report.bytes = sum(a["bytes"] for a in report.assets) + sum(x["bytes"] for x in report.leftovers)
-        if not dry_run:
-            forget_ledger_entries(con, lake, "gone")
-            remove_store_files(lake, [(a["hash"], a["path"]) for a in report.assets])
-            for leftover in report.leftovers:
-                _remove(lake.root / leftover["path"])
-            _remove_empty_partition_folders(lake)
+        # no indexing writes ledger entries of what goes; no build under way lists it
+        with file_lock(lake.lake_lock("fingerprints")), file_lock(lake.lake_lock("build")):
+            _collect(lake, con, report)
     return report
+
+
+def _collect(lake: Lake, con: duckdb.DuckDBPyConnection, report: GarbageReport) -> None:
+    """Find (and unless a dry run, remove) the garbage, into `report`."""
+    store, others = store_files(lake)
+    con.register("store_listing", store)
+    referenced_hashes(con, lake, "referenced")
+    con.execute("create temp table gone as select hash, path, bytes from store_listing "
+                "anti join referenced using (hash)")
+    report.kept_for_database = _keep_database_rows(lake, con)
+    report.assets = [dict(zip(("hash", "path", "bytes"), row))
+                     for row in con.execute("select * from gone order by hash, path").fetchall()]
+    gone = {a["hash"] for a in report.assets}
+    kept = set(store.column("hash").to_pylist()) - gone
+    report.leftovers = [{"path": str(path.relative_to(lake.root)), "bytes": _size(path), "what": what}
+                        for path, what in _leftovers(lake, others, kept)]
+    report.bytes = sum(a["bytes"] for a in report.assets) + sum(x["bytes"] for x in report.leftovers)
+    if not report.dry_run:
+        forget_ledger_entries(con, lake, "gone")
+        remove_store_files(lake, [(a["hash"], a["path"]) for a in report.assets])
+        for leftover in report.leftovers:
+            _remove(lake.root / leftover["path"])
+        _remove_empty_partition_folders(lake)
 
 
 def _keep_database_rows(lake: Lake, con: duckdb.DuckDBPyConnection) -> int:
@@ -88,8 +94,7 @@ def _keep_database_rows(lake: Lake, con: duckdb.DuckDBPyConnection) -> int:
         return 0
     con.execute("attach ? as built (read_only)", [str(lake.db_path)])
     try:
-        listed = con.execute("delete from gone where hash in (select hash from built.main.catalog "
-                             "union select hash from built.main.collection_members)").fetchone()[0]
+        listed = con.execute("delete from gone where hash in (select hash from built.main.catalog)").fetchone()[0]
     finally:
         con.execute("detach built")
     return listed
