@@ -119,6 +119,8 @@ def test_docs_generate_shows_lineage(built):
     parents = manifest["parent_map"]
     assert parents["model.datalake.catalog"] == ["model.datalake.stg_lake__catalog_rows"]
     assert parents["model.datalake.stg_lake__catalog_rows"] == ["source.datalake.lake.catalog"]
+    assert parents["model.datalake.retractions"] == ["model.datalake.stg_lake__retractions"]
+    assert parents["model.datalake.stg_lake__retractions"] == ["source.datalake.lake.retractions"]
     assert (built.base_path / "db" / "dbt-target" / "index.html").is_file()
 
 
