@@ -97,13 +97,11 @@ def retract(lake: Lake, selection: Selection, reason: str, user: str, dry_run: b
     with file_lock(lake.lake_lock("store")), duckdb.connect() as con:
         finished = [] if dry_run else finish_unfinished(lake, con)
         plan = _plan(lake, con, selection, reason.strip(), user, force, dry_run)
-        if not (plan.rows or plan.assets or plan.collections):
+        if not (plan.rows or plan.assets or plan.collections or plan.staged):
             if finished:
                 return finished[-1]  # the same retraction, killed before, now complete
             raise NotFoundError(f"nothing in the lake matches the retraction ({selection.describe()}); "
                                 "`datalake retractions list` shows what was retracted before")
-        plan.staged = [{"upload_id": f.name, "stage": f.version, "rows": rows} for f in staged_files(lake)
-                       for rows in [selected(con, f, selection)[0]] if rows]
         if dry_run:
             return plan
         _refuse_blocked(plan)
@@ -140,6 +138,8 @@ def _plan(lake: Lake, con: duckdb.DuckDBPyConnection, selection: Selection, reas
         if rows:
             plan.collections.append({"name": members.name, "version": members.version, "members": rows})
             hashes.update(found)
+    plan.staged = [{"upload_id": f.name, "stage": f.version, "rows": rows} for f in staged_files(lake)
+                   for rows in [selected(con, f, selection)[0]] if rows]
     plan.hashes = sorted(hashes)
     con.execute("create or replace temp table taken as select unnest(?::varchar[]) as hash", [plan.hashes])
     referenced_hashes(con, lake, "remaining", selection)
@@ -163,9 +163,9 @@ def _refuse_blocked(plan: Retraction) -> None:
     if plan.staged:
         held = ", ".join(f"{u['upload_id']} ({u['stage']}, {u['rows']} row(s))" for u in plan.staged)
         raise RetractionBlocked(
-            f"staged upload(s) hold rows this retraction takes: {held}. Process them first (`datalake process`), "
-            "or retry or delete the failed ones, then retract again: a retraction takes what the catalog holds, "
-            "so they would bring the rows back")
+            f"staged upload(s) hold rows this retraction takes: {held}. Process them first (`datalake process`; "
+            "a failed one: `datalake process retry <id>`, or remove its folder under staging/failed/), then "
+            "retract again: a retraction takes what the catalog holds, and they would bring the rows back")
     if plan.collections and not plan.force:
         held = ", ".join(f"{c['name']} {c['version']} ({c['members']} member(s))" for c in plan.collections)
         raise RetractionBlocked(
