@@ -19,7 +19,7 @@ from .collections import CollectionManager, warn_retracted
 from .curation.groups import near_duplicate_groups
 from .curation.index import index_fingerprints
 from .curation.leakage import LeakageReport, check_leakage, side_of
-from .errors import ERRORS_BY_NAME, DatalakeError, ValidationError
+from .errors import DatalakeError, ValidationError, error_named
 from .jobs import JobStore
 from .lake import RAW_TASK, Lake
 from .lifecycle import GarbageReport, Retraction, Selection, collect_garbage, list_retractions, retract
@@ -138,7 +138,7 @@ class DatalakeClient:
             if job["status"] == "completed":
                 return job["result"]
             if job["status"] == "failed":
-                error = ERRORS_BY_NAME.get(job.get("error_type"), DatalakeError)  # the class it failed with
+                error = error_named(job.get("error_type"))  # the class it failed with
                 raise error(f"job {job_id} failed: {job['error']}")
             if deadline is not None and time.monotonic() >= deadline:
                 raise DatalakeError(f"job {job_id} is still running after {timeout} s")
@@ -331,12 +331,21 @@ class DatalakeClient:
         Refuses when a collection version holds some of the rows unless `force`, which removes them
         from those versions too and records it in their metadata."""
         selection = Selection.of(providers, datasets, tasks, variants, hashes, upload_id)
+        if self.server:
+            body = {**selection.to_dict(), "reason": reason, "dry_run": dry_run, "force": force, "user": self.user_id}
+            return Retraction.from_dict(self._server_job("/retract", body))
         return retract(self.lake, selection, reason, self.user_id, dry_run, force)
 
     def collect_garbage(self, dry_run: bool = False) -> GarbageReport:
         """Remove asset files no row and no collection references, and what killed runs left;
-        `dry_run` lists them and the bytes they take, and removes nothing."""
+        `dry_run` lists them and the bytes they take, and removes nothing (on the server if one is set)."""
+        if self.server:
+            return GarbageReport(**self._server_job("/gc", {"dry_run": dry_run}))
         return collect_garbage(self.lake, dry_run)
+
+    def _server_job(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Start the server's job at `path` with `body` and wait for it; its result."""
+        return self.wait_for_job_completion(self.server.request("POST", path, body)["job_id"], polling_interval=0.5)
 
     def list_retractions(self) -> list[dict[str, Any]]:
         """Every retraction's record (who, when, why, what), oldest first."""

@@ -56,9 +56,17 @@ class StorageError(DatalakeError):
     status = 507
 
 
-ERRORS_BY_NAME = {cls.__name__: cls for cls in (DatalakeError, ValidationError, ConfigError, NotFoundError,
-                                                ConflictError, AuthError, LayoutError, DbBuildError,
-                                                StorageError)}
+def error_named(name: str | None) -> type[DatalakeError]:
+    """The DatalakeError class called `name` (the type a server or a job reports an error with),
+    subclasses defined beside their code included (RetractionBlocked, say); DatalakeError if none is."""
+    classes = [DatalakeError]
+    while classes:
+        cls = classes.pop()
+        if cls.__name__ == name:
+            return cls
+        classes.extend(cls.__subclasses__())
+    return DatalakeError
+
 
 STORAGE_ERRNOS = {
     errno.ENOSPC: ("no space left on the device", "free some space"),

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .errors import ERRORS_BY_NAME, DatalakeError
+from .errors import DatalakeError, error_named
 
 
 class ServerConnection:
@@ -18,8 +18,12 @@ class ServerConnection:
         self.token = token
         self.timeout = timeout
 
-    def request(self, method: str, path: str) -> Any:
-        req = urllib.request.Request(self.url + path, method=method, headers={"Accept": "application/json"})
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send `body` (when given) as JSON; the decoded answer."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Accept": "application/json"})
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
@@ -38,7 +42,7 @@ class ServerConnection:
 def _server_error(exc: urllib.error.HTTPError) -> DatalakeError:
     try:
         body = json.loads(exc.read())
-        cls = ERRORS_BY_NAME.get(body.get("type"), DatalakeError)
+        cls = error_named(body.get("type"))
         return cls(body["error"])
     except (ValueError, KeyError, AttributeError):
         return DatalakeError(f"the server answered {exc.code} {exc.reason}")

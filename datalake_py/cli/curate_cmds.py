@@ -10,7 +10,7 @@ import typer
 from ..curation import DEFAULT_THRESHOLD, MAX_DISTANCE
 from ..errors import ValidationError
 from .context import client_for
-from .output import echo_json, fit_table, note, print_frame, terminal_width
+from .output import echo_json, first_rows, note, print_frame, terminal_width
 from .query_cmds import FILTER_OPTIONS, search_filters
 
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ def dupes(ctx: typer.Context,
 
 
 LEAKAGE_FORMATS = ("table", "json")
-SHOWN = 20  # items of each kind a table shows
 
 
 @app.command("leakage")
@@ -105,9 +104,6 @@ def _print_report(report: "LeakageReport") -> None:
     for title, frame in sections:
         if not len(frame):
             continue
-        rows = [[str(v) for v in row] for row in frame.head(SHOWN).itertuples(index=False)]
-        text, _, _ = fit_table([str(c) for c in frame.columns], rows, width)
-        more = f"\n... and {len(frame) - SHOWN:,} more (--format json lists every one)" if len(frame) > SHOWN else ""
-        blocks.append(f"{title} ({len(frame):,}):\n{text}{more}")
+        blocks.append(first_rows(title, frame.columns, frame.itertuples(index=False), len(frame), width))
     if blocks:
         typer.echo("\n\n".join(blocks))

@@ -8,6 +8,7 @@ no line is wider than the terminal (120 columns off a terminal).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import shutil
 import sys
@@ -28,6 +29,7 @@ WIDTH = 120  # the width of a table when stdout is no terminal
 MIN_WIDTH = 6  # a column is cut to no fewer characters than this (its own width when narrower)
 FRAME_FORMATS = ("table", "json", "csv")  # how commands print rows
 SHORT_HASH = 12  # hex digits of the hash a table shows
+SHOWN = 20  # rows a table of findings shows before saying how many more there are
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -119,6 +121,15 @@ def fit_table(header: Sequence[str], rows: Sequence[Sequence[str]], width: int) 
     lines = [_line(header[:shown], widths)] + [_line(row[:shown], widths) for row in cells]
     was_cut = any(w < n for w, n in zip(widths, natural))
     return "\n".join(lines), list(header[shown:]), was_cut
+
+
+def first_rows(title: str, header: Sequence[str], rows: Iterable[Sequence[Any]], total: int, width: int) -> str:
+    """`title (total):` over the first SHOWN of `rows` as a table fitted to `width`, then how many
+    more there are (--format json lists every one)."""
+    shown = [[str(v) for v in row] for row in itertools.islice(rows, SHOWN)]
+    text, _, _ = fit_table([str(h) for h in header], shown, width)
+    more = f"\n... and {total - SHOWN:,} more (--format json lists every one)" if total > SHOWN else ""
+    return f"{title} ({total:,}):\n{text}{more}"
 
 
 def _line(values: Sequence[str], widths: Sequence[int]) -> str:

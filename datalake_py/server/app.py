@@ -17,10 +17,12 @@ from .. import __version__
 from ..browse.pages import TOKEN_COOKIE, add_pages, error_page
 from ..catalog.db import build_db
 from ..curation.index import index_fingerprints
-from ..errors import AuthError, ConflictError, DatalakeError
+from ..errors import AuthError, ConflictError, DatalakeError, ValidationError
 from ..jobs import JobStore
 from ..lake import Lake
+from ..lifecycle import list_retractions
 from ..processing.processor import DatalakeProcessor, upload_counts
+from .lifecycle_jobs import garbage_work, retraction_work
 from .runner import JobRunner
 
 log = logging.getLogger("datalake.server")
@@ -37,6 +39,7 @@ class ServerOptions:
     token: str | None = None
     watch: bool = False
     debounce_ms: int = 1000
+    user_id: str = "datalake-server"  # who retracts when a request names nobody
 
 
 def error_response(request: web.Request, status: int, message: str, kind: str) -> web.Response:
@@ -131,15 +134,17 @@ def create_app(options: ServerOptions) -> web.Application:
 
     @routes.get("/status")
     async def status(_: web.Request) -> web.Response:
-        busy = {"process": "processing", "build": "building", "index": "indexing fingerprints"}
-        state = "stopping" if runner.stop.is_set() else " and ".join(busy[k] for k in sorted(runner.running)) or "idle"
+        busy = {"process": "processing", "build": "building", "index": "indexing fingerprints",
+                "retract": "retracting", "gc": "collecting garbage"}
+        kinds = sorted({job["kind"] for job in runner.running.values()})
+        state = "stopping" if runner.stop.is_set() else " and ".join(busy[k] for k in kinds) or "idle"
         return web.json_response({"state": state, "uploads": upload_counts(lake), "watch": options.watch,
                                   "running_jobs": [j for j in store.list() if j["status"] == "running"]})
 
-    def start(kind: str) -> web.Response:
+    def start(kind: str, work: Any = None) -> web.Response:
         if runner.stop.is_set():
             raise ConflictError("the server is shutting down; try again once it is back")
-        job, started = runner.start(kind)
+        job, started = runner.start(kind, work)
         return web.json_response({"job_id": job["job_id"], "status": "started" if started else "already_running"})
 
     @routes.post("/process")
@@ -153,6 +158,18 @@ def create_app(options: ServerOptions) -> web.Application:
     @routes.post("/index")
     async def start_indexing(_: web.Request) -> web.Response:
         return start("index")
+
+    @routes.post("/retract")
+    async def start_retraction(request: web.Request) -> web.Response:
+        return start("retract", retraction_work(lake, await _json_body(request), options.user_id))
+
+    @routes.post("/gc")
+    async def start_garbage_collection(request: web.Request) -> web.Response:
+        return start("gc", garbage_work(lake, await _json_body(request)))
+
+    @routes.get("/retractions")
+    async def retractions(_: web.Request) -> web.Response:
+        return web.json_response({"retractions": list_retractions(lake)})
 
     @routes.get("/jobs")
     async def list_jobs(_: web.Request) -> web.Response:
@@ -177,6 +194,16 @@ def create_app(options: ServerOptions) -> web.Application:
         app.cleanup_ctx.append(_watcher(lake, runner, options.debounce_ms))
     app.on_shutdown.append(lambda _: runner.shutdown())
     return app
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON body (None when it has none); ValidationError when it is not JSON."""
+    if not request.can_read_body:
+        return None
+    try:
+        return await request.json()
+    except ValueError:
+        raise ValidationError("the request body is not valid JSON") from None
 
 
 async def _recover(store: JobStore, runner: JobRunner, lake: Lake) -> None:

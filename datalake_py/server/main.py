@@ -59,7 +59,8 @@ def serve(
         if not is_loopback(host) and not token:
             raise DatalakeError(f"binding {host} needs a token: give --token-file FILE or set DATALAKE_TOKEN "
                                 "(or bind 127.0.0.1)")
-        application = create_app(ServerOptions(settings.base_path, settings.num_proc, token, watch))
+        application = create_app(ServerOptions(settings.base_path, settings.num_proc, token, watch,
+                                                  user_id=settings.user_id))
     except DatalakeError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -24,16 +24,20 @@ class JobRunner:
         self._tasks: dict[str, asyncio.Future] = {}
         self._again: set[str] = set()
 
-    def start(self, kind: str) -> tuple[dict[str, Any], bool]:
-        """(the job, True) if a new job started, or (the running job of that kind, False)."""
-        if kind in self.running:
+    def start(self, kind: str, work: Callable[[threading.Event], Any] | None = None) -> tuple[dict[str, Any], bool]:
+        """(the job, True) if a new job started, or (the running job of that kind, False). A job
+        given its own `work` (one with arguments: a retraction) always starts, kept in `running`
+        by its id: jobs of such a kind wait for each other on the lake's locks."""
+        if work is None and kind in self.running:
             return self.running[kind], False
         job = self.store.create(kind)
-        self.running[kind] = job
+        key = kind if work is None else job["job_id"]
+        work = work or self.work[kind]
+        self.running[key] = job
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, self.store.run, job, lambda: self.work[kind](self.stop))
-        self._tasks[kind] = task
-        task.add_done_callback(lambda _: self._done(kind))
+        task = loop.run_in_executor(None, self.store.run, job, lambda: work(self.stop))
+        self._tasks[key] = task
+        task.add_done_callback(lambda _: self._done(key))
         return job, True
 
     def request(self, kind: str) -> None:
@@ -43,17 +47,18 @@ class JobRunner:
         else:
             self.start(kind)
 
-    def _done(self, kind: str) -> None:
-        self.running.pop(kind, None)
-        self._tasks.pop(kind, None)
+    def _done(self, key: str) -> None:
+        """The job kept under `key` (its kind, or its id: `start`) ended: start what waits on it."""
+        self.running.pop(key, None)
+        self._tasks.pop(key, None)
         self.store.prune()
         if self.stop.is_set():
             return
-        if kind in self._again:
-            self._again.discard(kind)
-            self.start(kind)
-        if kind in self.then:
-            self.request(self.then[kind])
+        if key in self._again:
+            self._again.discard(key)
+            self.start(key)
+        if key in self.then:
+            self.request(self.then[key])
 
     async def shutdown(self) -> None:
         """Ask running jobs to stop after their current step, and wait for them."""
