@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import catalog_rows, image_bytes
-from datalake import DatalakeClient
+from datalake import DatalakeClient, config
 from datalake.cli import app as cli
 from datalake.lifecycle.retraction import RetractionBlocked
 from server_util import Server
@@ -63,6 +63,12 @@ def test_retraction_and_gc_need_the_token(client, server):
             assert (status, body["type"]) == (401, "AuthError")
     assert len(catalog_rows(client.base_path)) == 5
     assert [j["kind"] for j in server.get("/jobs", token=TOKEN)["jobs"]] == ["process"]
+    status, started = post(server, "/retract", {"datasets": ["a"], "reason": "checking", "dry_run": True})
+    assert status == 200 and started["status"] == "started"
+    plan = client.wait_for_job_completion(started["job_id"], polling_interval=0.1)
+    assert (plan["rows"], plan["dry_run"]) == (3, True)
+    assert plan["retracted_by"] == config.resolve().user_id  # no `user` given: the one the server runs as
+    assert len(catalog_rows(client.base_path)) == 5
 
 
 @pytest.mark.parametrize("path, body, message", [

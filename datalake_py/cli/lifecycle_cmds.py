@@ -49,7 +49,8 @@ def retract(
                                                       "them (their metadata records it)."),
     fmt: str = FORMAT_OPTION,
 ) -> None:
-    """Remove rows for good (each given filter must hold), with the assets no other row references."""
+    """Remove rows for good (each given filter must hold) with the assets no other row references; shows
+    the plan and asks first."""
     _check_format(fmt)
     if not reason.strip():
         raise ValidationError("give --reason TEXT: why this data goes (the retraction ledger records it)")
@@ -77,7 +78,8 @@ def retract(
 
 
 def gc(ctx: typer.Context, dry_run: bool = DRY_RUN_OPTION, yes: bool = YES_OPTION, fmt: str = FORMAT_OPTION) -> None:
-    """Remove asset files no row or collection references, and what runs that ended early left."""
+    """Remove asset files no row or collection references, and what runs that ended early left; shows
+    them and asks first."""
     _check_format(fmt)
     client = client_for(ctx)
     plan = client.collect_garbage(dry_run=True)

@@ -10,7 +10,8 @@ from ..jobs import JobStore
 
 
 class JobRunner:
-    """Single-flight per kind: asking for a kind that runs returns that job; a follow-up can be queued.
+    """Single-flight per kind (but jobs given arguments, see `start`): asking for a kind that runs
+    returns that job; a follow-up can be queued.
     `then` names the kind of job to request whenever a job of a kind ends (watch mode indexes
     fingerprints after each processing job)."""
 
