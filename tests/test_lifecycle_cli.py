@@ -99,6 +99,10 @@ def test_yes_removes_the_rows_and_the_asset_files_only_they_reference(lake):
     assert (done["dry_run"], done["rows"], [a["hash"] for a in done["assets"]]) == (False, 1, [kept[0]])
     assert done["completed_at"] and done["database"] == "absent" and done["retracted_by"] == "erin"
     assert hashes_of(lake, "b") == kept[1:]
+    result = run(lake, "retract", "-d", "a", "--reason", "again", "--yes")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1, "", "Error: nothing in the lake matches the retraction (dataset a); `datalake retractions list` shows "
+               "what was retracted before\n")
 
 
 def test_retractions_list(lake):
