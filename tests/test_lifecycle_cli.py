@@ -148,13 +148,18 @@ def test_a_collection_version_blocks_the_retraction_unless_forced(lake, client):
 
 
 def test_a_staged_upload_blocks_the_retraction(lake, client):
-    staged = upload(client, "a", range(20, 22))
+    staged, staged_c = upload(client, "a", range(20, 22)), upload(client, "c", range(30, 31))
     before = contents(lake)
     result = run(lake, "retract", "-d", "a", "--reason", "license withdrawn", "--yes")
     assert result.exit_code == 1
     assert f"Upload {staged} (pending) holds 2 of these row(s)" in result.stdout
     assert result.stderr == (f"Error: staged upload(s) {staged} hold rows this retraction takes: process them first "
-                             "(`datalake process start`), or retry or delete the failed ones, then retract again\n")
+                             "(`datalake process start`; a failed one: `datalake process retry <id>`, or remove its "
+                             "folder under staging/failed/), then retract again\n")
+    assert contents(lake) == before
+    result = run(lake, "retract", "-d", "c", "--reason", "license withdrawn", "--yes")  # only staged rows
+    assert result.exit_code == 1 and "would remove 0 row(s)" in result.stdout
+    assert result.stderr.startswith(f"Error: staged upload(s) {staged_c} hold rows this retraction takes")
     assert contents(lake) == before
 
 

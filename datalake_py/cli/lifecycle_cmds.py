@@ -138,7 +138,8 @@ def _refuse_blocked(plan: "Retraction") -> None:
     if plan.staged:
         held = ", ".join(u["upload_id"] for u in plan.staged)
         raise ConflictError(f"staged upload(s) {held} hold rows this retraction takes: process them first "
-                            "(`datalake process start`), or retry or delete the failed ones, then retract again")
+                            "(`datalake process start`; a failed one: `datalake process retry <id>`, or remove its "
+                            "folder under staging/failed/), then retract again")
     if plan.collections and not plan.force:
         held = ", ".join(f"{c['name']} {c['version']}" for c in plan.collections)
         raise ConflictError(f"collection version(s) {held} hold rows this retraction takes; nothing was changed. "
