@@ -134,9 +134,10 @@ def test_a_collection_version_blocks_the_retraction_unless_forced(lake, client):
     assert result.exit_code == 1
     assert "would remove 2 row(s)" in result.stdout and "Collection bees v1 holds 2 of these row(s)." in result.stdout
     assert "Retract this for good?" not in result.stdout
-    assert result.stderr == ("Error: collection version(s) bees v1 hold rows this retraction takes; nothing was "
-                             "changed. Give --force to remove them from those versions too (their metadata records "
-                             "it), or delete the versions first\n")
+    assert result.stderr == ("Error: collection version(s) hold rows this retraction takes: bees v1 (2 member(s)). "
+                             "Versions never change, so the retraction stops here; retract with force (`--force`) to "
+                             "remove them from those versions too (their metadata then records it), or delete the "
+                             "versions first\n")
     assert contents(lake) == before
     result = run(lake, "retract", "-d", "b", "--reason", "license withdrawn", "--force", "--yes")
     assert result.exit_code == 0, result.output
@@ -153,13 +154,14 @@ def test_a_staged_upload_blocks_the_retraction(lake, client):
     result = run(lake, "retract", "-d", "a", "--reason", "license withdrawn", "--yes")
     assert result.exit_code == 1
     assert f"Upload {staged} (pending) holds 2 of these row(s)" in result.stdout
-    assert result.stderr == (f"Error: staged upload(s) {staged} hold rows this retraction takes: process them first "
-                             "(`datalake process start`; a failed one: `datalake process retry <id>`, or remove its "
-                             "folder under staging/failed/), then retract again\n")
+    assert result.stderr == (f"Error: staged upload(s) hold rows this retraction takes: {staged} (pending, 2 row(s)). "
+                             "Process them first (`datalake process start`; a failed one: `datalake process retry "
+                             "<id>`, or remove its folder under staging/failed/), then retract again: a retraction "
+                             "takes what the catalog holds, and they would bring the rows back\n")
     assert contents(lake) == before
     result = run(lake, "retract", "-d", "c", "--reason", "license withdrawn", "--yes")  # only staged rows
     assert result.exit_code == 1 and "would remove 0 row(s)" in result.stdout
-    assert result.stderr.startswith(f"Error: staged upload(s) {staged_c} hold rows this retraction takes")
+    assert result.stderr.startswith(f"Error: staged upload(s) hold rows this retraction takes: {staged_c} (pending")
     assert contents(lake) == before
 
 

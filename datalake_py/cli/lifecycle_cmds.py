@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from ..errors import ConflictError, ValidationError
+from ..errors import ValidationError
 from .context import client_for
 from .output import SHORT_HASH, echo_json, first_rows, fit_table, note, terminal_width
 
@@ -64,7 +64,9 @@ def retract(
         if fmt == "json":
             echo_json(plan.to_dict())
         return
-    _refuse_blocked(plan)
+    from ..lifecycle.retraction import refuse_blocked  # loaded with the client already
+
+    refuse_blocked(plan)  # before asking: the question would be for nothing
     if not yes:
         _confirm("Retract this for good?", fmt, plan.summary())
     done = client.retract(**asked)
@@ -130,21 +132,6 @@ def _confirm(question: str, fmt: str, summary: str) -> None:
     if not agreed:
         note("Nothing was changed.")
         raise typer.Exit(1)
-
-
-def _refuse_blocked(plan: "Retraction") -> None:
-    """Stop before asking when the retraction cannot run: staged uploads hold some of the rows,
-    or collection versions do and --force was not given."""
-    if plan.staged:
-        held = ", ".join(u["upload_id"] for u in plan.staged)
-        raise ConflictError(f"staged upload(s) {held} hold rows this retraction takes: process them first "
-                            "(`datalake process start`; a failed one: `datalake process retry <id>`, or remove its "
-                            "folder under staging/failed/), then retract again")
-    if plan.collections and not plan.force:
-        held = ", ".join(f"{c['name']} {c['version']}" for c in plan.collections)
-        raise ConflictError(f"collection version(s) {held} hold rows this retraction takes; nothing was changed. "
-                            "Give --force to remove them from those versions too (their metadata records it), "
-                            "or delete the versions first")
 
 
 def _retraction_plan(plan: "Retraction") -> str:

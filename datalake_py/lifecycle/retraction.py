@@ -64,7 +64,8 @@ class Retraction:
         """One paragraph for people: what goes (or went), and which collection versions hold it."""
         verb = "would remove" if self.dry_run else "removed"
         partitions = sorted({p["partition"] for p in self.parts})
-        lines = [f"Retraction {self.retraction_id} ({self.reason}) {verb} {self.rows} row(s) from "
+        name = "This retraction" if self.dry_run else f"Retraction {self.retraction_id}"  # a plan's id is not kept
+        lines = [f"{name} ({self.reason}) {verb} {self.rows} row(s) from "
                  f"{len(self.parts)} part file(s) in {len(partitions)} partition(s), and {len(self.assets)} "
                  f"asset file(s) ({self.bytes} bytes) that nothing else references."]
         kept = len(self.hashes) - len(self.assets)
@@ -104,7 +105,7 @@ def retract(lake: Lake, selection: Selection, reason: str, user: str, dry_run: b
                                 "`datalake retractions list` shows what was retracted before")
         if dry_run:
             return plan
-        _refuse_blocked(plan)
+        refuse_blocked(plan)
         plan.started_at = utc_now()
         write_json_atomic(lake.retraction_record(plan.retraction_id), plan.to_dict())
         return _carry_out(lake, con, plan)
@@ -159,11 +160,13 @@ def _store_entries(lake: Lake, con: duckdb.DuckDBPyConnection, hashes_sql: str) 
         con.unregister("store_listing")
 
 
-def _refuse_blocked(plan: Retraction) -> None:
+def refuse_blocked(plan: Retraction) -> None:
+    """RetractionBlocked when the plan cannot run: staged uploads hold some of its rows, or collection
+    versions do and it is not forced."""
     if plan.staged:
         held = ", ".join(f"{u['upload_id']} ({u['stage']}, {u['rows']} row(s))" for u in plan.staged)
         raise RetractionBlocked(
-            f"staged upload(s) hold rows this retraction takes: {held}. Process them first (`datalake process`; "
+            f"staged upload(s) hold rows this retraction takes: {held}. Process them first (`datalake process start`; "
             "a failed one: `datalake process retry <id>`, or remove its folder under staging/failed/), then "
             "retract again: a retraction takes what the catalog holds, and they would bring the rows back")
     if plan.collections and not plan.force:
