@@ -17,6 +17,7 @@ from datalake.lifecycle.retraction import RetractionBlocked
 from server_util import Server
 
 TOKEN = "s3cret-token"
+NO_REASON = "give the reason for the retraction (it is recorded in the retraction ledger)"
 
 
 def upload(client: DatalakeClient, dataset: str, seeds: range, overwrite: bool = False) -> str:
@@ -80,8 +81,8 @@ def test_retraction_and_gc_need_the_token(client, server):
      "user, dry_run, force"),
     ("/retract", {"datasets": "a", "reason": "r"}, "`datasets` must be a list of strings, not a string"),
     ("/retract", {"datasets": ["a"], "reason": "r", "dry_run": "yes"}, "`dry_run` must be true or false, not a string"),
-    ("/retract", {"datasets": ["a"]}, "give `reason`: why the data goes (the retraction ledger records it)"),
-    ("/retract", {"datasets": ["a"], "reason": " "}, "give `reason`: why the data goes (the retraction ledger records it)"),
+    ("/retract", {"datasets": ["a"]}, NO_REASON),
+    ("/retract", {"datasets": ["a"], "reason": " "}, NO_REASON),
     ("/retract", {"reason": "r"}, "name what to retract: datasets, providers, tasks, variants, asset hashes or an "
                                   "upload id (a retraction never takes the whole lake by default)"),
     ("/retract", {"datasets": ["../a"], "reason": "r"},

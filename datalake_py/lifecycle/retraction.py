@@ -92,12 +92,11 @@ def retract(lake: Lake, selection: Selection, reason: str, user: str, dry_run: b
     version does unless `force`; NotFoundError when nothing is selected. A dry run writes nothing
     and returns the plan, with the collection versions and staged uploads that hold some of it.
     """
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationError("give the reason for the retraction (it is recorded in the retraction ledger)")
+    reason = check_reason(reason)
     lake.require()
     with file_lock(lake.lake_lock("store")), duckdb.connect() as con:
         finished = [] if dry_run else finish_unfinished(lake, con)
-        plan = _plan(lake, con, selection, reason.strip(), user, force, dry_run)
+        plan = _plan(lake, con, selection, reason, user, force, dry_run)
         if not (plan.rows or plan.assets or plan.collections or plan.staged):
             if finished:
                 return finished[-1]  # the same retraction, killed before, now complete
@@ -109,6 +108,13 @@ def retract(lake: Lake, selection: Selection, reason: str, user: str, dry_run: b
         plan.started_at = utc_now()
         write_json_atomic(lake.retraction_record(plan.retraction_id), plan.to_dict())
         return _carry_out(lake, con, plan)
+
+
+def check_reason(reason: object) -> str:
+    """The reason given for a retraction, stripped; ValidationError when there is none."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("give the reason for the retraction (it is recorded in the retraction ledger)")
+    return reason.strip()
 
 
 def list_retractions(lake: Lake) -> list[dict[str, Any]]:

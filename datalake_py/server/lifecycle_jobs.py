@@ -9,6 +9,7 @@ from typing import Any, Callable
 from ..errors import ValidationError
 from ..lake import Lake
 from ..lifecycle import Selection, collect_garbage, retract
+from ..lifecycle.retraction import check_reason
 
 Work = Callable[[threading.Event], Any]
 NAME_LISTS = ("providers", "datasets", "tasks", "variants", "hashes")
@@ -24,9 +25,7 @@ def retraction_work(lake: Lake, body: Any, server_user: str) -> Work:
     with `dry_run`). `user` names who asks (default: the user the server runs as)."""
     body = _checked(body, RETRACT_KEYS, "a retraction")
     selection = Selection.of(**{key: body.get(key) for key in (*NAME_LISTS, "upload_id")})
-    reason = body.get("reason") or ""
-    if not reason.strip():
-        raise ValidationError("give `reason`: why the data goes (the retraction ledger records it)")
+    reason = check_reason(body.get("reason"))
     user = body.get("user") or server_user
     dry_run, force = body.get("dry_run", False), body.get("force", False)
     return lambda _stop: retract(lake, selection, reason, user, dry_run, force).to_dict()
