@@ -87,7 +87,9 @@ def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Sele
     """Rewrite `file` without the rows the selection takes (atomically, same schema, order and
     permissions); the rows dropped. A part left without rows goes, and so do its partition folders
     left empty; members stay, with no rows. Running it again drops nothing more."""
-    if not file.path.exists():
+    if not file.path.exists():  # a run killed after removing it may have left its folders
+        if file.kind == "part":
+            _remove_empty_partition_folders(file.path)
         return 0
     condition, params = selection.condition(columns_of(file.path), file.partition)
     keep = [row for (row,) in con.execute(
@@ -104,10 +106,15 @@ def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Sele
             os.chmod(tmp, mode)
     else:
         file.path.unlink()
-        for folder in file.path.parents[:4]:  # variant=, task=, dataset=, provider=
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_empty_partition_folders(file.path)
     return dropped
+
+
+def _remove_empty_partition_folders(part: Path) -> None:
+    """The folders of a removed part (variant=, task=, dataset=, provider=) left empty."""
+    for folder in part.parents[:4]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def referenced_hashes(con: duckdb.DuckDBPyConnection, lake: Lake, table: str,
