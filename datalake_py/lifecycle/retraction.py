@@ -204,9 +204,11 @@ def _carry_out(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> 
     with file_lock(lake.lake_lock("fingerprints")):
         forget_ledger_entries(con, lake, "gone")
     plan.database = _rebuild(lake)
-    remove_store_files(lake, [(a["hash"], a["path"]) for a in assets])
-    if assets or not plan.assets:  # a run killed after removing them found none left: keep what the first saw
-        plan.assets, plan.bytes = assets, sum(a["bytes"] for a in assets)
+    # what a run killed while removing them removed: recorded too, and their thumbnails go
+    removed = [a for a in plan.assets if not (lake.assets / a["path"]).exists()]
+    went = [a for _, a in sorted({(a["hash"], a["path"]): a for a in [*removed, *assets]}.items())]
+    remove_store_files(lake, [(a["hash"], a["path"]) for a in went])
+    plan.assets, plan.bytes = went, sum(a["bytes"] for a in went)
     plan.completed_at = utc_now()
     write_json_atomic(lake.retraction_record(plan.retraction_id), plan.to_dict())
     if plan.database == "rebuilt":
