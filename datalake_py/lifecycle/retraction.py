@@ -125,7 +125,11 @@ def list_retractions(lake: Lake) -> list[dict[str, Any]]:
 
 
 def finish_unfinished(lake: Lake, con: duckdb.DuckDBPyConnection) -> list[Retraction]:
-    """Complete every retraction a killed run left incomplete; the caller holds the `store` lock."""
+    """Complete every retraction a killed run left incomplete, and remove the record files a killed
+    run did not finish writing (one that was changing nothing yet, or one finished here); the
+    caller holds the `store` lock, as every writer of records does."""
+    for unfinished in lake.retraction_ledger.glob(".*.tmp"):
+        unfinished.unlink(missing_ok=True)
     return [_carry_out(lake, con, Retraction.from_dict(r)) for r in list_retractions(lake) if not r.get("completed_at")]
 
 
