@@ -75,10 +75,9 @@ def _collect(lake: Lake, con: duckdb.DuckDBPyConnection, report: GarbageReport) 
     report.kept_for_database = _keep_database_rows(lake, con)
     report.assets = [dict(zip(("hash", "path", "bytes"), row))
                      for row in con.execute("select * from gone order by hash, path").fetchall()]
-    gone = {a["hash"] for a in report.assets}
-    kept = set(store.column("hash").to_pylist()) - gone
+    stored = set(store.column("hash").to_pylist())  # the thumbnails of those that go, go with them
     report.leftovers = [{"path": str(path.relative_to(lake.root)), "bytes": _size(path), "what": what}
-                        for path, what in _leftovers(lake, others, kept)]
+                        for path, what in _leftovers(lake, others, stored)]
     report.bytes = sum(a["bytes"] for a in report.assets) + sum(x["bytes"] for x in report.leftovers)
     if not report.dry_run:
         forget_ledger_entries(con, lake, "gone")
