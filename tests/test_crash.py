@@ -34,32 +34,48 @@ BIG = 800  # images in the largest upload: long enough to kill the processor in 
 # For a child process: given a kill point (a folder of the lake, n, "before" or "after"), it
 # receives SIGKILL just before, or just after, its n-th rename of an entry into that folder: the
 # kill lands at that exact step of the real work, however fast or loaded the machine is.
+# `stop_at` is the general form: the n-th `event` ("os.rename" counts targets, "os.remove" the
+# files removed) in `folder` (or, `deep`, anywhere under it), and, with `pause`, instead of the
+# kill the child prints "paused" and waits for a line on its stdin.
 KILL_AT_RENAME = r"""
 import os, signal, sys, threading
 
 
-def kill_at_rename(folder, nth, moment):
-    folder, renames, lock, armed = os.path.realpath(folder), [0], threading.Lock(), set()
+def stop_at(event_name, folder, nth, moment, deep=False, pause=False):
+    folder, seen, lock, armed = os.path.realpath(folder), [0], threading.Lock(), set()
+
+    def stop():
+        if not pause:
+            os.kill(os.getpid(), signal.SIGKILL)
+        print("paused", flush=True)
+        sys.stdin.readline()
 
     def hook(event, args):
         if event == "os.kill":
             return
-        if threading.get_ident() in armed:  # that thread's next step: the rename is done
-            os.kill(os.getpid(), signal.SIGKILL)
-        if event != "os.rename":
+        if threading.get_ident() in armed:  # that thread's next step: the event is done
+            armed.discard(threading.get_ident())
+            stop()
+        if event != event_name:
             return
-        target = os.fspath(args[1])
-        if os.path.dirname(target) != folder or os.path.basename(target).startswith("."):
+        target = os.fspath(args[1] if event == "os.rename" else args[0])
+        where = os.path.dirname(target)
+        if not (where == folder or deep and where.startswith(folder + os.sep)) \
+                or os.path.basename(target).startswith("."):
             return  # elsewhere, or a hidden temporary name
         with lock:
-            renames[0] += 1
-            reached = renames[0] == nth
+            seen[0] += 1
+            reached = seen[0] == nth
         if reached and moment == "before":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if reached:
+            stop()
+        if reached and moment == "after":
             armed.add(threading.get_ident())
 
     sys.addaudithook(hook)
+
+
+def kill_at_rename(folder, nth, moment):
+    stop_at("os.rename", folder, nth, moment)
 """
 # A processor in a child process: prints "ready" once imported, optionally waits for a line on
 # stdin (to start two at the same moment), then prints the ids of the uploads it processed.
