@@ -189,6 +189,24 @@ def refuse_blocked(plan: Retraction) -> None:
 
 def _carry_out(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> Retraction:
     """The steps after the record is written, each safe to run again (module docstring)."""
+    with file_lock(lake.lake_lock("build")):  # a build under way ends before the files it reads change
+        assets = _drop_rows(lake, con, plan)
+    plan.database = _rebuild(lake)
+    # what a run killed while removing them removed: recorded too, and their thumbnails go
+    removed = [a for a in plan.assets if not (lake.assets / a["path"]).exists()]
+    went = [a for _, a in sorted({(a["hash"], a["path"]): a for a in [*removed, *assets]}.items())]
+    remove_store_files(lake, [(a["hash"], a["path"]) for a in went])
+    plan.assets, plan.bytes = went, sum(a["bytes"] for a in went)
+    plan.completed_at = utc_now()
+    write_json_atomic(lake.retraction_record(plan.retraction_id), plan.to_dict())
+    if plan.database == "rebuilt":
+        _rebuild(lake)  # a quick update: the `retractions` mart now shows the record complete
+    return plan
+
+
+def _drop_rows(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> list[dict[str, Any]]:
+    """Steps 1 and 2: the selected rows leave the part files and collection members, the assets
+    that go leave the ledger; those assets' store entries."""
     selection = Selection.of(**plan.selection)
     for part in plan.parts:
         drop_selected(con, part_file(lake, lake.root / part["part"]), selection)
@@ -207,17 +225,7 @@ def _carry_out(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> 
     assets = _store_entries(lake, con, "select hash from gone")
     with file_lock(lake.lake_lock("fingerprints")):
         forget_ledger_entries(con, lake, "gone")
-    plan.database = _rebuild(lake)
-    # what a run killed while removing them removed: recorded too, and their thumbnails go
-    removed = [a for a in plan.assets if not (lake.assets / a["path"]).exists()]
-    went = [a for _, a in sorted({(a["hash"], a["path"]): a for a in [*removed, *assets]}.items())]
-    remove_store_files(lake, [(a["hash"], a["path"]) for a in went])
-    plan.assets, plan.bytes = went, sum(a["bytes"] for a in went)
-    plan.completed_at = utc_now()
-    write_json_atomic(lake.retraction_record(plan.retraction_id), plan.to_dict())
-    if plan.database == "rebuilt":
-        _rebuild(lake)  # a quick update: the `retractions` mart now shows the record complete
-    return plan
+    return assets
 
 
 def _rebuild(lake: Lake) -> str:
