@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ import pytest
 from datalake import DatalakeClient, DatalakeProcessor
 from datalake.browse.thumbnails import thumbnail
 from test_crash import (KILL_AT_RENAME, OCR_META, asset_digests, copy_lake, digest, files_under, finish,
-                        hf_images, kill, rel_files, rows_by_partition, start_child, wait_for, write_parquet)
+                        hf_images, rel_files, rows_by_partition, start_child, wait_for, write_parquet)
 
 TESTS = Path(__file__).resolve().parent
 ONE, TWO = range(0, 10), range(5, 15)  # images of datasets one and two: 5..9 in both
@@ -56,10 +57,12 @@ print(client.upload_task(sys.argv[2], provider="test", dataset="scratch", task="
 
 # Work that goes on while a retraction or a collection runs: rounds of `upload` (five new images
 # to dataset three, then processing), `build` or `search` (every row, and those whose asset file is
-# missing), until the file `stop` exists beside the lake. One JSON line per round, with `after`:
-# whether the file `done` (the retraction or collection ended) existed when the round began.
+# missing), until the file `phase` beside the lake says "stop". One JSON line per round, with the
+# phase when it began and when it ended. Uploads and builds let a retraction or collection that
+# waits for their lock (`store`, `build`) have it before they take it again, as a user would not
+# hammer it: otherwise they could keep it waiting for many rounds.
 WORKER_CHILD = r"""
-import json, sys
+import json, os, sys, time
 from pathlib import Path
 
 sys.path.insert(0, sys.argv[3])
@@ -68,10 +71,28 @@ from datalake import DatalakeClient, DatalakeProcessor
 
 lake, work = Path(sys.argv[1]), sys.argv[2]
 client = DatalakeClient(user_id="dave", base_path=lake, num_proc=1)
+lock = client.lake.lake_lock({"upload": "store", "build": "build"}.get(work, "store"))
+
+
+def phase():
+    return (lake.parent / "phase").read_text()
+
+
+def waited_for():
+    try:
+        inode = f":{os.stat(lock).st_ino}"
+    except FileNotFoundError:
+        return False
+    return any(f[1] == "->" and f[4] == "WRITE" and f[6].endswith(inode)
+               for f in map(str.split, Path("/proc/locks").read_text().splitlines()))
+
+
 print("ready", flush=True)
 n = 0
-while not (lake.parent / "stop").exists():
-    out = {"after": (lake.parent / "done").exists()}
+while phase() != "stop":
+    while work != "search" and waited_for():
+        time.sleep(0.01)
+    out = {"began": phase()}
     if work == "upload":
         seeds = range(1000 + 5 * n, 1005 + 5 * n)
         source = write_parquet(lake.parent / "src" / f"three{n}.parquet", image=hf_images(seeds),
@@ -86,6 +107,7 @@ while not (lake.parent / "stop").exists():
         out["datasets"] = sorted(set(rows["dataset"]))
         out["missing"] = [[r.dataset, r.hash] for r in rows.itertuples()
                           if isinstance(r.hash, str) and not (lake / "assets" / r.path).exists()]
+    out["ended"] = phase()
     print(json.dumps(out), flush=True)
     n += 1
 """
@@ -120,8 +142,8 @@ def built_lake(tmp_path_factory) -> Path:
         assert thumbnail(client.lake, rel.split("/")[1].split(".")[0], rel) is not None
     client.build_db()
     rows = client.search()
-    client.import_collection(rows[rows["caption"].isin(["one 1", "one 7", "two 8", "two 12"]) | (rows["task"] == "ocr")],
-                             name="picked")
+    picked = rows["caption"].isin(["one 1", "one 7", "two 8", "two 12"]) | (rows["task"] == "ocr")
+    client.import_collection(rows[picked], name="picked")
     return lake
 
 
@@ -149,7 +171,8 @@ def kill_child_at(lake: Path, action: str, event: str, folder: str, nth: int, mo
     point = json.dumps([event, str(lake / folder), nth, moment, deep])
     proc = start_child(LIFECYCLE_CHILD, lake, action, point, cwd=lake.parent)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == -9, f"the child ended ({proc.returncode}) before {event} {nth} in {folder}:\n{err}"
+    assert proc.returncode == -signal.SIGKILL, \
+        f"the child ended ({proc.returncode}) before {event} {nth} in {folder}:\n{err}"
 
 
 # -- reading a lake ---------------------------------------------------------------------------
@@ -314,15 +337,19 @@ def test_killed_collection_then_rerun_gives_the_clean_lake(kill_point, plain_lak
 # -- 3. a garbage collection racing an upload that names an orphan asset ----------------------
 
 
-def waits_for_lock(pid: int, lock: Path) -> bool:
-    """Whether process `pid` is blocked waiting for the flock of `lock` (/proc/locks lists waiters
-    with `->`)."""
+def lock_state(pid: int, lock: Path) -> str | None:
+    """Whether process `pid` "holds" the flock of `lock`, "waits" for it, or neither (None), as
+    /proc/locks says (waiters are marked `->`)."""
     inode = f":{os.stat(lock).st_ino}"
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if fields[1] == "->" and fields[5] == str(pid) and fields[6].endswith(inode):
-            return True
-    return False
+    for fields in map(str.split, Path("/proc/locks").read_text().splitlines()):
+        waiting = fields[1] == "->"
+        if fields[5 if waiting else 4] == str(pid) and fields[6 if waiting else 5].endswith(inode):
+            return "waits" if waiting else "holds"
+    return None
+
+
+def waits_for_lock(pid: int, lock: Path) -> bool:
+    return lock_state(pid, lock) == "waits"
 
 
 @pytest.mark.parametrize("carries", ["hash", "bytes"])
@@ -356,26 +383,93 @@ def test_collection_waits_for_an_upload_naming_an_orphan_and_keeps_it(carries, p
 # -- 4. work going on meanwhile never fails ---------------------------------------------------
 
 
-def next_round(worker) -> dict:
-    line = worker.stdout.readline()
-    assert line, f"a worker stopped:\n{worker.stderr.read()[-3000:] if worker.poll() is not None else ''}"
-    return json.loads(line)
+# A database build, paused once it has read the lake, just before it puts the new database in
+# place (holding the `build` lock) until a line comes on stdin; then prints the datasets it holds.
+PAUSED_BUILDER_CHILD = KILL_AT_RENAME + r"""
+import json
+from datalake import DatalakeClient
+
+client = DatalakeClient(user_id="erin", base_path=sys.argv[1])
+stop_at("os.rename", os.path.join(sys.argv[1], "db"), 1, "before", False, True)
+print("ready", flush=True)
+client.build_db()
+print(json.dumps(sorted(set(client.search()["dataset"]))), flush=True)
+"""
+
+
+def test_a_retraction_changes_no_file_while_a_build_is_under_way(built_lake, tmp_path):
+    lake = tmp_path / "lake"
+    copy_lake(built_lake, lake)
+    build_lock = DatalakeClient(user_id="carol", base_path=lake).lake.lake_lock("build")
+    builder = start_child(PAUSED_BUILDER_CHILD, lake, cwd=tmp_path)
+    assert builder.stdout.readline() == "paused\n"
+    assert lock_state(builder.pid, build_lock) == "holds"
+    retraction = start_child(LIFECYCLE_CHILD, lake, "retract", cwd=tmp_path)
+
+    wait_for(retraction, lambda: waits_for_lock(retraction.pid, build_lock), "the retraction waits for the build")
+    assert len(os.listdir(lake / "ledger" / "retractions")) == 1  # it is under way: its record is written
+    assert sorted(os.listdir(lake / "catalog" / "provider=test")) == ["dataset=one", "dataset=scratch", "dataset=two"]
+    builder.stdin.write("go\n")
+    builder.stdin.flush()
+    assert json.loads(finish(builder)) == ["one", "scratch", "two"]
+    done = json.loads(finish(retraction))
+    assert done["database"] == "rebuilt" and done["completed_at"]
+    assert sorted(set(DatalakeClient(user_id="carol", base_path=lake).search()["dataset"])) == ["scratch", "two"]
+
+
+def round_until(worker, rounds: list[dict], key: str, phase: str) -> None:
+    """Read the worker's rounds into `rounds` until one whose `key` ("began" or "ended") is `phase`."""
+    while not rounds or rounds[-1][key] != phase:
+        line = worker.stdout.readline()
+        assert line, f"a worker stopped:\n{worker.stderr.read()[-3000:]}"
+        rounds.append(json.loads(line))
+
+
+def set_phase(path: Path, phase: str) -> None:
+    """Tell the workers the phase (renamed into place: a worker never reads it half written)."""
+    path.with_name(".phase").write_text(phase)
+    os.replace(path.with_name(".phase"), path)
+
+
+# where the retraction or collection pauses: a part removed (the database not yet rebuilt); the
+# first unreferenced store file removed (it holds the `build` lock meanwhile)
+PAUSES = {"retract": ("os.remove", "catalog", 1, "after", True, True),
+          "gc": ("os.remove", "assets", 1, "after", True, True)}
 
 
 @pytest.mark.parametrize("action", ["retract", "gc"])
 def test_uploads_builds_and_searches_during_a_retraction_or_collection_never_fail(action, built_lake, tmp_path):
     lake = tmp_path / "lake"
     copy_lake(built_lake, lake)
-    workers = {work: start_child(WORKER_CHILD, lake, work, TESTS, cwd=tmp_path) for work in ("upload", "build", "search")}
-    rounds = {work: [next_round(w)] for work, w in workers.items()}  # each has done a round before
+    phase = tmp_path / "phase"
+    set_phase(phase, "before")
+    workers = {work: start_child(WORKER_CHILD, lake, work, TESTS, cwd=tmp_path)
+               for work in ("upload", "build", "search")}
+    rounds: dict[str, list[dict]] = {work: [] for work in workers}
     try:
-        done = run_child(lake, action)
-        (tmp_path / "done").touch()
-        for work, worker in workers.items():  # and each does a whole round after
-            while not rounds[work][-1]["after"]:
-                rounds[work].append(next_round(worker))
+        for work, worker in workers.items():
+            round_until(worker, rounds[work], "ended", "before")
+        event, folder, *rest = PAUSES[action]
+        lifecycle = start_child(LIFECYCLE_CHILD, lake, action, json.dumps([event, str(lake / folder), *rest]),
+                                cwd=tmp_path)
+        assert lifecycle.stdout.readline() == "paused\n"
+        set_phase(phase, "paused")
+        # meanwhile an upload waits for the store lock, a build ends (unless a collection holds the
+        # build lock) and a search runs
+        store_lock = DatalakeClient(user_id="carol", base_path=lake).lake.lake_lock("store")
+        wait_for(lifecycle, lambda: waits_for_lock(workers["upload"].pid, store_lock), "an upload waits")
+        if action == "retract":
+            round_until(workers["build"], rounds["build"], "ended", "paused")
+        round_until(workers["search"], rounds["search"], "began", "paused")
+        lifecycle.stdin.write("go\n")
+        lifecycle.stdin.flush()
+        done = json.loads(lifecycle.stdout.readline())
+        finish(lifecycle)
+        set_phase(phase, "done")
+        for work in ("upload", "search"):  # each does a whole round after
+            round_until(workers[work], rounds[work], "began", "done")
     finally:
-        (tmp_path / "stop").touch()
+        set_phase(phase, "stop")
     for work, worker in workers.items():
         rounds[work] += [json.loads(line) for line in finish(worker, timeout=120).splitlines()]
 
@@ -383,14 +477,14 @@ def test_uploads_builds_and_searches_during_a_retraction_or_collection_never_fai
     if action == "retract":
         assert done["database"] == "rebuilt" and done["rows"] == 15
         assert {dataset for dataset, _ in missing} <= {"one"}, "a search found a row whose asset is gone"
-        last = [r for r in rounds["search"] if r["after"]]
+        last = [r for r in rounds["search"] if r["began"] == "done"]
         assert last and all(r["missing"] == [] and "one" not in r["datasets"] for r in last)
     else:
         assert sorted(a["hash"] for a in done["assets"]) == sorted(digest(s) for s in SCRATCH[1:])
         assert missing == [], "a search found a row whose asset the collection removed"
     assert_tidy(lake)
-    catalog = [r for key, rows in rows_by_partition(lake).items() for r in map(json.loads, rows)]
     stored = asset_digests(lake)
+    catalog = [json.loads(row) for rows in rows_by_partition(lake).values() for row in rows]
     assert all(stored.get(r["path"]) == r["hash"] for r in catalog if r.get("hash")), "a row lost its asset"
     uploads = len(rounds["upload"])
     assert len(rows_by_partition(lake)["provider=test/dataset=three/task=raw/variant=image"]) == 5 * uploads
