@@ -60,7 +60,7 @@ def collect_garbage(lake: Lake, dry_run: bool = False) -> GarbageReport:
         if not dry_run:
             report.retractions_finished = [r.retraction_id for r in finish_unfinished(lake, con)]
         # no indexing writes ledger entries of what goes; no build under way lists it
-        with file_lock(lake.lake_lock("fingerprints")), file_lock(lake.lake_lock("build")):
+        with file_lock(lake.lake_lock("build")), file_lock(lake.lake_lock("fingerprints")):
             _collect(lake, con, report)
     return report
 
