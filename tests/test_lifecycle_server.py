@@ -4,7 +4,6 @@ bodies checked before any job starts, jobs that remove rows and files, errors as
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from datalake import DatalakeClient, config
 from datalake.cli import app as cli
 from datalake.lifecycle.retraction import RetractionBlocked
 from server_util import Server
+from test_server import lake  # noqa: F401  (the fixture: an empty lake)
 
 TOKEN = "s3cret-token"
 NO_REASON = "give the reason for the retraction (it is recorded in the retraction ledger)"
@@ -27,12 +27,6 @@ def upload(client: DatalakeClient, dataset: str, seeds: range, overwrite: bool =
 
 def processed(client: DatalakeClient) -> None:
     client.wait_for_job_completion(client.trigger_processing(), polling_interval=0.1, timeout=120)
-
-
-@pytest.fixture
-def lake(tmp_path) -> Path:
-    DatalakeClient(user_id="srv", base_path=tmp_path / "lake", create_dirs=True)
-    return tmp_path / "lake"
 
 
 @pytest.fixture
