@@ -234,10 +234,11 @@ class DatalakeClient:
 
         return Browsing(self.lake.root, host, port, token)
 
-    def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
-        """Run one read-only query against the database (values as `params`)."""
+    def sql(self, query: str, params: list | dict | None = None, dialect: str = "duckdb") -> pd.DataFrame:
+        """Run one read-only query against the database (values as `params`). `dialect` names the
+        SQL it is written in (trino, athena, presto, spark, hive): it is translated to DuckDB's."""
         with self._lock:
-            return db.run_query(self._connection(), query, params)
+            return db.run_query(self._connection(), query, params, dialect)
 
     def get_partitions(self) -> pd.DataFrame:
         """One row per partition with its counts and last upload."""

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel
 
 from ..errors import DatalakeError, DbBuildError, NotFoundError, ValidationError
 from ..fs import file_lock
@@ -252,13 +253,41 @@ def _part_rows(lake: Lake) -> dict[str, int | None]:
     return rows
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pd.DataFrame:
-    """One read-only query as a DataFrame; a clear error when it is not a query or fails."""
+DIALECTS = ("duckdb", "trino", "athena", "presto", "spark", "hive")  # what `dialect` may name
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None,
+              dialect: str = "duckdb") -> pd.DataFrame:
+    """One read-only query as a DataFrame, written in `dialect` (translated to DuckDB's); a clear
+    error when it is not a query, does not parse or fails."""
+    sql = to_duckdb(sql, dialect)
     check_read_only(sql)
     try:
         return con.execute(sql, params).df()
     except duckdb.Error as exc:
         raise ValidationError(f"query failed: {exc}") from None
+
+
+def to_duckdb(sql: str, dialect: str) -> str:
+    """`sql`, written in another engine's dialect (Trino, Athena, Spark SQL…), as DuckDB SQL;
+    ValidationError naming the line and column where it stops making sense."""
+    if dialect == "duckdb":
+        return sql
+    if dialect not in DIALECTS:
+        raise ValidationError(f"unknown SQL dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
+    try:
+        statements = sqlglot.transpile(sql, read=dialect, write="duckdb", unsupported_level=ErrorLevel.RAISE)
+    except sqlglot.errors.TokenError as exc:
+        raise ValidationError(f"the {dialect} SQL does not parse: {exc}; check for an unclosed quote or "
+                              "comment") from None
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" at line {first['line']}, column {first['col']}" if "line" in first else ""
+        detail = first.get("description") or str(exc).splitlines()[0]
+        raise ValidationError(f"the {dialect} SQL does not parse{where}: {detail}") from None
+    except sqlglot.errors.SqlglotError as exc:
+        raise ValidationError(f"the {dialect} SQL cannot be run here: {str(exc).splitlines()[0]}") from None
+    return ";\n".join(statements)
 
 
 def check_read_only(sql: str) -> None:

@@ -98,9 +98,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("query")
     def query_cmd(ctx: typer.Context, sql: str = typer.Argument(..., help="One read-only SQL query."),
-                  fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
+                  fmt: str = typer.Option("table", "--format", help="table, json or csv."),
+                  dialect: str = typer.Option("duckdb", "--dialect",
+                                              help="The SQL's dialect: duckdb, trino, athena, presto, spark or "
+                                                   "hive (translated to DuckDB's).")) -> None:
         """Run a read-only SQL query against the database (tables: catalog, partitions, assets, uploads)."""
-        print_frame(client_for(ctx).sql(sql), fmt)
+        print_frame(client_for(ctx).sql(sql, dialect=dialect), fmt)
 
     @app.command("download")
     def download_cmd(ctx: typer.Context,
