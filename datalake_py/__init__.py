@@ -15,7 +15,7 @@ _PUBLIC = {
     "DatalakeClient": "client", "DatalakeProcessor": "processing.processor", "DuckDBClient": "catalog.db",
     "DbBuildError": "errors", "DatalakeError": "errors", "ValidationError": "errors", "ConfigError": "errors",
     "NotFoundError": "errors", "ConflictError": "errors", "StorageError": "errors", "LayoutError": "errors",
-    "migrate_lake": "migrate",
+    "migrate_lake": "migrate", "PublishError": "publish", "PublishReport": "publish",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -24,6 +24,7 @@ from .jobs import JobStore
 from .lake import RAW_TASK, Lake
 from .lifecycle import GarbageReport, Retraction, Selection, collect_garbage, list_retractions, retract
 from .processing.processor import DatalakeProcessor, upload_counts
+from .publish import PublishReport, publish, publish_ddl
 from .remote import ServerConnection
 from .schema import Schema, init_lake, load_schema
 from .upload.ingest import UploadRequest, stage_upload
@@ -351,6 +352,21 @@ class DatalakeClient:
     def list_retractions(self) -> list[dict[str, Any]]:
         """Every retraction's record (who, when, why, what), oldest first."""
         return list_retractions(self.lake)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish(self, target: str, endpoint_url: str | None = None, glue_database: str | None = None) -> PublishReport:
+        """Copy the lake's catalog, ledger, collections and assets to S3-compatible storage at
+        `target` (`s3://bucket/prefix`, on `endpoint_url` if not AWS) in the lake's layout, then a
+        manifest naming them (readers use the newest); only what changed is sent, and a run killed
+        anywhere is finished by running it again. Credentials come from the usual AWS settings.
+        With `glue_database`, the catalog is registered there as the partitioned table `catalog`."""
+        return publish(self.lake, target, endpoint_url, glue_database)
+
+    def publish_ddl(self, target: str, dialect: str = "athena", database: str | None = None) -> str:
+        """The `CREATE EXTERNAL TABLE` statement (athena) or `CREATE TABLE` of Trino's Hive connector
+        (trino) over the catalog published at `target`, in `database` (default `datalake`)."""
+        return publish_ddl(self.lake, target, dialect, database)
 
     # -- staging -------------------------------------------------------------------------------
 

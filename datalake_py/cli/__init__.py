@@ -49,7 +49,7 @@ def _global(
                              server_url=server, token=token)
 
 
-from . import browse_cmd, collections_cmds, config_cmds, curate_cmds, db_cmds, lake_cmds, lifecycle_cmds, process_cmds, query_cmds, server_cmds, stats_cmd, upload_cmd  # noqa: E402
+from . import browse_cmd, collections_cmds, config_cmds, curate_cmds, db_cmds, lake_cmds, lifecycle_cmds, process_cmds, publish_cmd, query_cmds, server_cmds, stats_cmd, upload_cmd  # noqa: E402
 
 app.add_typer(config_cmds.app, name="config")
 app.add_typer(process_cmds.app, name="process")
@@ -64,6 +64,7 @@ query_cmds.register(app)
 stats_cmd.register(app)
 browse_cmd.register(app)
 lifecycle_cmds.register(app)
+publish_cmd.register(app)
 
 
 def main() -> None:

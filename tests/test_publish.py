@@ -1,0 +1,265 @@
+"""Publishing to S3-compatible storage against a real S3 and Glue server (moto's, on loopback, started
+here): every object and the manifest, incremental runs, a publish killed mid-way and run again, the
+Glue table and partitions, and the table statements for Athena and Trino parsed in their dialects."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlglot
+import xxhash
+from sqlglot import exp
+from typer.testing import CliRunner
+
+from conftest import image_bytes, process
+from datalake import DatalakeClient
+from datalake.cli import app as cli
+
+OCR = {"lang": "ko", "src": "real"}
+SECRET = "dummy-secret-never-published"
+PUBLISHED = ("catalog", "ledger", "collections", "assets")
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> str:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def store(endpoint, monkeypatch, request):
+    """An s3fs file system on the server and a fresh bucket named for the test; AWS settings dummy."""
+    import s3fs
+
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dummy-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask the network for credentials
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", endpoint)
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True,
+                           use_listings_cache=False)
+    bucket = request.node.name.replace("_", "-")[:50].strip("-").lower()
+    fs.mkdir(bucket)
+    return fs, bucket
+
+
+@pytest.fixture
+def client(tmp_path) -> DatalakeClient:
+    c = DatalakeClient(user_id="alice", base_path=tmp_path / "lake", create_dirs=True, num_proc=1)
+    upload_ocr(c, range(8), "docs")
+    c.upload_raw(pd.DataFrame({"image": [image_bytes(i) for i in range(20, 24)]}), provider="huggingface", dataset="raw")
+    process(c)
+    c.build_db()
+    c.import_collection(c.search(tasks=["ocr"]), name="train")
+    return c
+
+
+def upload_ocr(c: DatalakeClient, seeds, dataset: str, overwrite: bool = False) -> None:
+    c.upload_task(pd.DataFrame({"image": [image_bytes(i) for i in seeds], "label": [f"t{i}" for i in seeds]}),
+                  provider="huggingface", dataset=dataset, task="ocr", variant="v1", meta=OCR, overwrite=overwrite)
+
+
+def local_files(lake: Path) -> dict[str, bytes]:
+    """What a publish must copy, read straight from the lake: key -> bytes."""
+    found = {k: (lake / k).read_bytes() for k in ("config/schema.yaml", "layout.json")}
+    for folder in PUBLISHED:
+        for path in (lake / folder).rglob("*"):
+            key = str(path.relative_to(lake))
+            if path.is_file() and not any(p.startswith(".") for p in key.split("/")):
+                found[key] = path.read_bytes()
+    return found
+
+
+def remote_files(fs, root: str) -> dict[str, bytes]:
+    return {p[len(root) + 1:]: fs.cat_file(p) for p in fs.find(root)}
+
+
+def manifests(fs, root: str) -> list[dict]:
+    return [json.loads(fs.cat_file(p)) for p in sorted(fs.glob(f"{root}/_manifests/*.json"))]
+
+
+def check_copy(fs, root: str, lake: Path) -> dict:
+    """The published copy is the lake's files, byte for byte, and its one manifest names each of
+    them with its size and hash; `latest` names that manifest. Returns the manifest."""
+    want = local_files(lake)
+    got = remote_files(fs, root)
+    assert {k: v for k, v in got.items() if not k.startswith("_manifests/")} == want
+    [manifest] = manifests(fs, root)
+    assert {o["key"]: (o["size"], o["hash"]) for o in manifest["objects"]} == {
+        k: (len(v), xxhash.xxh3_128_hexdigest(v)) for k, v in want.items()}
+    assert got["_manifests/latest"].decode().strip() == manifest["publish_id"]
+    return manifest
+
+
+def test_publish_copies_the_lake_in_its_layout_and_a_manifest_names_every_object(client, store):
+    fs, bucket = store
+    report = client.publish(f"s3://{bucket}/lake/v1", endpoint_url=fs.client_kwargs["endpoint_url"])
+    manifest = check_copy(fs, f"{bucket}/lake/v1", client.base_path)
+    keys = [o["key"] for o in manifest["objects"]]
+    assert sum(k.startswith("assets/") for k in keys) == 12  # 8 OCR images and 4 raw ones
+    assert sum(k.startswith("catalog/provider=huggingface/") for k in keys) == 2
+    assert "collections/train/latest" in keys and "collections/train/v1/members.parquet" in keys
+    assert not any(k.startswith(("db/", "staging/", "locks/", "jobs/", "logs/")) for k in keys)
+    assert (report.objects, report.uploaded, report.skipped, report.removed) == (len(keys), len(keys), 0, 0)
+    assert report.manifest == f"_manifests/{manifest['publish_id']}.json"
+    assert report.uploaded_bytes == sum(o["size"] for o in manifest["objects"])
+
+
+def test_publish_again_sends_only_what_changed_and_removes_what_the_lake_dropped(client, store):
+    fs, bucket = store
+    target, root, endpoint = f"s3://{bucket}/lake", f"{bucket}/lake", fs.client_kwargs["endpoint_url"]
+    first = client.publish(target, endpoint_url=endpoint)
+    again = client.publish(target, endpoint_url=endpoint)
+    assert (again.uploaded, again.skipped, again.removed) == (0, first.objects, 0)
+    check_copy(fs, root, client.base_path)  # the first manifest is gone: one manifest, the newest
+
+    before = local_files(client.base_path)
+    upload_ocr(client, range(8, 10), "more")
+    process(client)
+    after = local_files(client.base_path)
+    changed = {k for k, v in after.items() if before.get(k) != v}
+    assert {k for k in changed if k.startswith("assets/")} and {k for k in changed if k.startswith("catalog/")}
+    third = client.publish(target, endpoint_url=endpoint)
+    assert (third.uploaded, third.skipped, third.removed) == (len(changed), len(after) - len(changed), 0)
+    check_copy(fs, root, client.base_path)
+
+    old_part = next(k for k in after if k.startswith("catalog/provider=huggingface/dataset=docs/"))
+    upload_ocr(client, range(3), "docs", overwrite=True)  # replaces the partition's part
+    process(client)
+    fourth = client.publish(target, endpoint_url=endpoint)
+    assert fourth.removed == 1 and not fs.exists(f"{root}/{old_part}")
+    check_copy(fs, root, client.base_path)
+
+
+# A publish in a child process, killed by SIGKILL right after its n-th object is stored (the
+# n-th PUT the object store answered), whatever the machine's speed.
+KILLED_PUBLISHER = r"""
+import os, signal, sys
+import s3fs.core
+from datalake import DatalakeClient
+
+sent, call = [0], s3fs.core.S3FileSystem._call_s3
+
+
+async def counting(self, method, *args, **kwargs):
+    answer = await call(self, method, *args, **kwargs)
+    if getattr(method, "__name__", method) in ("put_object", "complete_multipart_upload"):
+        sent[0] += 1
+        if sent[0] == int(sys.argv[4]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return answer
+
+
+s3fs.core.S3FileSystem._call_s3 = counting
+s3fs.core.S3FileSystem.call_s3 = s3fs.core.sync_wrapper(counting)  # what an open file calls
+DatalakeClient(base_path=sys.argv[1]).publish(sys.argv[2], endpoint_url=sys.argv[3])
+"""
+
+
+def killed_publish(client: DatalakeClient, target: str, endpoint: str, after: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATALAKE_")}
+    done = subprocess.run([sys.executable, "-c", KILLED_PUBLISHER, str(client.base_path), target, endpoint,
+                           str(after)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def test_a_publish_killed_mid_way_leaves_the_last_complete_copy_and_a_run_again_finishes_it(client, store):
+    fs, bucket = store
+    target, root, endpoint = f"s3://{bucket}/lake", f"{bucket}/lake", fs.client_kwargs["endpoint_url"]
+    total = len(local_files(client.base_path))
+    killed_publish(client, target, endpoint, after=total // 2)
+    stored = [k for k in remote_files(fs, root)]
+    assert total // 2 <= len(stored) < total and manifests(fs, root) == []  # no manifest: nothing published yet
+    resumed = client.publish(target, endpoint_url=endpoint)
+    assert resumed.skipped >= total // 2 and resumed.uploaded == total - resumed.skipped
+    first = check_copy(fs, root, client.base_path)
+
+    before = local_files(client.base_path)
+    upload_ocr(client, range(30, 40), "later")
+    process(client)
+    changed = [k for k, v in local_files(client.base_path).items() if before.get(k) != v]
+    killed_publish(client, target, endpoint, after=len(changed))  # every object of the change sent, no manifest yet
+    [still] = manifests(fs, root)
+    assert still == first
+    listed = {p[len(root) + 1:]: fs.info(p)["size"] for p in fs.find(root)}
+    assert all(listed.get(o["key"]) == o["size"] for o in still["objects"]), "a manifest names a missing object"
+    client.publish(target, endpoint_url=endpoint)
+    check_copy(fs, root, client.base_path)
+
+
+def test_glue_registration_names_the_catalog_its_columns_and_partitions(client, store):
+    import botocore.session
+
+    fs, bucket = store
+    report = client.publish(f"s3://{bucket}/lake", endpoint_url=fs.client_kwargs["endpoint_url"],
+                            glue_database="lake")
+    assert report.glue_table == "lake.catalog"
+    glue = botocore.session.get_session().create_client("glue")
+    table = glue.get_table(DatabaseName="lake", Name="catalog")["Table"]
+    assert table["StorageDescriptor"]["Location"] == f"s3://{bucket}/lake/catalog/"
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["provider", "dataset", "task", "variant"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert columns["label"] == "string" and columns["hash"] == "string" and columns["_upload_id"] == "string"
+    assert "provider" not in columns and "lang" in columns
+    partitions = {tuple(p["Values"]): p["StorageDescriptor"]["Location"]
+                  for p in glue.get_partitions(DatabaseName="lake", TableName="catalog")["Partitions"]}
+    assert partitions == {
+        ("huggingface", "docs", "ocr", "v1"): f"s3://{bucket}/lake/catalog/provider=huggingface/dataset=docs/task=ocr/variant=v1/",
+        ("huggingface", "raw", "raw", "image"): f"s3://{bucket}/lake/catalog/provider=huggingface/dataset=raw/task=raw/variant=image/"}
+    for location in partitions.values():  # each names a folder of the published copy holding its part
+        assert fs.glob(location.removeprefix("s3://") + "part-*.parquet")
+
+    upload_ocr(client, range(50, 52), "later")
+    process(client)
+    client.publish(f"s3://{bucket}/lake", endpoint_url=fs.client_kwargs["endpoint_url"], glue_database="lake")
+    values = [tuple(p["Values"]) for p in glue.get_partitions(DatabaseName="lake", TableName="catalog")["Partitions"]]
+    assert sorted(values) == [("huggingface", "docs", "ocr", "v1"), ("huggingface", "later", "ocr", "v1"), ("huggingface", "raw", "raw", "image")]
+
+
+@pytest.mark.parametrize("dialect", ["athena", "trino"])
+def test_the_table_statement_parses_in_its_dialect(client, dialect):
+    ddl = client.publish_ddl("s3://bucket/lake", dialect, database="lake")
+    create = sqlglot.parse_one(ddl, read=dialect)
+    assert isinstance(create, exp.Create) and create.kind == "TABLE"
+    names = [c.name for c in create.find_all(exp.ColumnDef)]
+    assert {"label", "hash", "path", "_upload_id", "lang", "provider", "variant"} <= set(names)
+    assert "s3://bucket/lake/catalog/" in ddl
+    printed = CliRunner().invoke(cli, ["--base-path", str(client.base_path), "publish", "s3://bucket/lake",
+                                       "--print-ddl", dialect])
+    assert printed.exit_code == 0 and printed.output.startswith("CREATE ")
+
+
+def test_bad_targets_are_refused_with_the_fix_and_no_secret_is_ever_written(client, store):
+    fs, bucket = store
+    run = CliRunner().invoke
+    base = ["--base-path", str(client.base_path), "publish"]
+    refused = run(cli, [*base, "/tmp/lake"])
+    assert refused.exit_code == 1
+    assert refused.output == "Error: the publish target must be an s3:// URL: s3://bucket/prefix\n"
+    refused = run(cli, [*base, "s3://key:secret@bucket/lake"])
+    assert refused.exit_code == 1 and "never in a URL" in refused.output and "key:secret" not in refused.output
+    refused = run(cli, [*base, f"s3://{bucket}/lake", "--print-ddl", "spark"])
+    assert refused.output == "Error: no table statement for 'spark': choose one of athena, trino\n"
+    missing = run(cli, [*base, "s3://no-such-bucket/lake", "--endpoint-url", fs.client_kwargs["endpoint_url"]])
+    assert missing.exit_code == 1 and "no-such-bucket" in missing.output and SECRET not in missing.output
+    done = run(cli, [*base, f"s3://{bucket}/lake", "--endpoint-url", fs.client_kwargs["endpoint_url"]])
+    assert done.exit_code == 0 and done.output.startswith("Published ")
+    for key, data in remote_files(fs, bucket).items():
+        assert SECRET.encode() not in data, key
+    assert not any(SECRET.encode() in p.read_bytes() for p in client.base_path.rglob("*") if p.is_file())
