@@ -239,7 +239,16 @@ def test_the_table_statement_parses_in_its_dialect(client, dialect):
     assert isinstance(create, exp.Create) and create.kind == "TABLE"
     names = [c.name for c in create.find_all(exp.ColumnDef)]
     assert {"label", "hash", "path", "_upload_id", "lang", "provider", "variant"} <= set(names)
-    assert "s3://bucket/lake/catalog/" in ddl
+    properties = {type(p).__name__: p for p in create.args["properties"].expressions}
+    assert "PARQUET" in properties["FileFormatProperty"].sql(dialect).upper()
+    partitioned = properties["PartitionedByProperty"].sql(dialect)
+    assert all(k in partitioned for k in ("provider", "dataset", "task", "variant"))
+    if dialect == "athena":
+        assert properties["LocationProperty"].this.name == "s3://bucket/lake/catalog/"
+        assert "provider" not in [c.name for c in create.this.expressions]  # partition keys stay out of the columns
+    else:
+        assert "external_location='s3://bucket/lake/catalog/'" in create.sql(dialect)
+        assert names[-4:] == ["provider", "dataset", "task", "variant"]  # Trino: partition columns last
     printed = CliRunner().invoke(cli, ["--base-path", str(client.base_path), "publish", "s3://bucket/lake",
                                        "--print-ddl", dialect])
     assert printed.exit_code == 0 and printed.output.startswith("CREATE ")
