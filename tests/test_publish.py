@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from conftest import image_bytes, process
 from datalake import DatalakeClient
 from datalake.cli import app as cli
+from datalake.fs import file_lock
 
 OCR = {"lang": "ko", "src": "real"}
 SECRET = "dummy-secret-never-published"
@@ -148,7 +149,8 @@ def test_publish_again_sends_only_what_changed_and_removes_what_the_lake_dropped
 
 
 # A publish in a child process, killed by SIGKILL right after its n-th object is stored (the
-# n-th PUT the object store answered), whatever the machine's speed.
+# n-th PUT the object store answered), whatever the machine's speed; with a fifth argument
+# `pause` it prints "paused" there instead and waits for a line on its stdin.
 KILLED_PUBLISHER = r"""
 import os, signal, sys
 import s3fs.core
@@ -161,7 +163,10 @@ async def counting(self, method, *args, **kwargs):
     answer = await call(self, method, *args, **kwargs)
     if getattr(method, "__name__", method) in ("put_object", "complete_multipart_upload"):
         sent[0] += 1
-        if sent[0] == int(sys.argv[4]):
+        if sent[0] == int(sys.argv[4]) and sys.argv[5:] == ["pause"]:
+            print("paused", flush=True)
+            sys.stdin.readline()
+        elif sent[0] == int(sys.argv[4]):
             os.kill(os.getpid(), signal.SIGKILL)
     return answer
 
@@ -201,6 +206,24 @@ def test_a_publish_killed_mid_way_leaves_the_last_complete_copy_and_a_run_again_
     assert all(listed.get(o["key"]) == o["size"] for o in still["objects"]), "a manifest names a missing object"
     client.publish(target, endpoint_url=endpoint)
     check_copy(fs, root, client.base_path)
+
+
+def test_a_publish_under_way_holds_the_store_lock_shared_so_no_retraction_or_gc_starts(client, store):
+    fs, bucket = store
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATALAKE_")}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISHER, str(client.base_path), f"s3://{bucket}/lake",
+                              fs.client_kwargs["endpoint_url"], "1", "pause"], env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == "paused\n", child.stderr.read()
+        with file_lock(client.lake.lake_lock("store"), blocking=False) as exclusive:
+            assert exclusive is None  # what retraction and garbage collection take
+        with file_lock(client.lake.lake_lock("store"), blocking=False, shared=True) as shared:
+            assert shared is not None  # uploads and processing go on
+    finally:
+        out, err = child.communicate("go\n", timeout=120)
+    assert child.returncode == 0, err
+    check_copy(fs, f"{bucket}/lake", client.base_path)
 
 
 def test_glue_registration_names_the_catalog_its_columns_and_partitions(client, store):
