@@ -67,7 +67,11 @@ def _walk(root: Path, top: str) -> Iterator[LakeFile]:
             if entry.is_dir(follow_symlinks=False):
                 pending.append(key)
             elif entry.is_file(follow_symlinks=False):
-                yield LakeFile(key, Path(entry.path), entry.stat(follow_symlinks=False).st_size, _asset_hash(key))
+                try:
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # removed since listed (a part an overwrite replaced): not published
+                    continue
+                yield LakeFile(key, Path(entry.path), size, _asset_hash(key))
 
 
 def _asset_hash(key: str) -> str | None:
