@@ -75,3 +75,45 @@ select * from broken
 select * from unregistered
 {%- endif %}
 {%- endmacro %}
+
+{% macro lake_rules() -%}
+  {#- config/schema.yaml as dbt's fromyaml reads it, for the models that hold its values
+      (stg_lake__task_rules, stg_lake__provider_licenses): a mapping with `providers` and `tasks`,
+      each task's `required_fields` a list and `allowed_values` a mapping of lists (empty at parse
+      time). A file not so stops the build, naming where. datalake checks every rule of the file
+      with its own parser before each build it runs (`datalake db update`, client.build_db). -#}
+  {%- if not execute -%}{{ return({'providers': {}, 'tasks': {}}) }}{%- endif -%}
+  {%- set rules = fromyaml(read_lake_rules()) -%}
+  {%- if rules is not mapping -%}{{ rules_problem('the file', "must be YAML, a mapping with 'providers' and 'tasks'") }}{%- endif -%}
+  {%- set tasks = rules.get('tasks') or {} -%}
+  {%- if tasks is not mapping -%}{{ rules_problem('tasks', 'must be a mapping of task name to its rules') }}{%- endif -%}
+  {%- set checked = {} -%}
+  {%- for name, body in tasks.items() -%}
+    {%- set body = body or {} -%}
+    {%- set required = body.get('required_fields') or [] if body is mapping else none -%}
+    {%- set allowed = body.get('allowed_values') or {} if body is mapping else none -%}
+    {%- if required is none or required is string or required is not iterable or required is mapping -%}
+      {{- rules_problem('tasks.' ~ name, 'must be a mapping with required_fields (a list) and allowed_values') -}}
+    {%- endif -%}
+    {%- if allowed is not mapping or allowed.values() | select('string') | list
+           or allowed.values() | reject('iterable') | list or allowed.values() | select('mapping') | list -%}
+      {{- rules_problem('tasks.' ~ name ~ '.allowed_values', 'must be a mapping of field to a list of values') -}}
+    {%- endif -%}
+    {%- do checked.update({name: {'required_fields': required, 'allowed_values': allowed}}) -%}
+  {%- endfor -%}
+  {{- return({'providers': rules.get('providers') or {}, 'tasks': checked}) -}}
+{%- endmacro %}
+
+{% macro rules_problem(where, what) -%}
+  {%- do exceptions.raise_compiler_error("config/schema.yaml is invalid: " ~ where ~ " " ~ what
+                                         ~ "; fix the file or restore it with `datalake init`") -%}
+{%- endmacro %}
+
+{% macro read_lake_rules() -%}
+  {#- The text of config/schema.yaml (the `lake` source `rules`). -#}
+  {{- return(adapter.dispatch('read_lake_rules', 'datalake')()) -}}
+{%- endmacro %}
+
+{% macro duckdb__read_lake_rules() -%}
+  {{- return(run_query("select content from " ~ source('lake', 'rules')).columns[0].values()[0]) -}}
+{%- endmacro %}

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import process
-from datalake import DatalakeClient, DbBuildError
+from datalake import ConfigError, DatalakeClient, DbBuildError
 from datalake.catalog.db import PROJECT_DIR, dbt_env
 from datalake.lake import LAKE_COLUMNS
 from datalake.schema import remove_task
@@ -116,3 +117,22 @@ def test_a_task_no_longer_registered_stops_the_build_naming_it(client):
             in message)
     assert "'raw'" not in message
     assert client.get_db_info()["tables"]["catalog"] == 3  # the previous database is kept
+
+
+def test_a_broken_rules_file_stops_the_build_naming_the_problem(client):
+    """datalake checks config/schema.yaml with its own parser before it builds; plain dbt reads it
+    with fromyaml and stops on what its models rely on, naming it too."""
+    client.upload_raw(pd.DataFrame({"n": [1]}), provider="test", dataset="d")
+    process(client)
+    client.build_db()
+    before = sha256(client.db_path)
+    rules = yaml.safe_load(client.lake.schema_path.read_text())
+    rules["tasks"]["ocr"]["required_fields"] = "lang"
+    client.lake.schema_path.write_text(yaml.safe_dump(rules))
+    with pytest.raises(ConfigError, match=r"tasks\.ocr\.required_fields must be a list of strings"):
+        client.build_db()
+    assert sha256(client.db_path) == before
+    result = dbt(client, "build")
+    assert result.returncode == 1
+    assert ("config/schema.yaml is invalid: tasks.ocr must be a mapping with required_fields (a list)"
+            in result.stdout), result.stdout[-3000:]

@@ -31,6 +31,7 @@ from sqlglot.errors import ErrorLevel
 from ..errors import DatalakeError, DbBuildError, NotFoundError, ValidationError
 from ..fs import file_lock
 from ..lake import PART_FILES, Lake, utc_now
+from ..schema import load_schema
 from ..sql import quote
 from .dbt_worker import PROJECT_DIR, DbtWorker
 
@@ -81,8 +82,10 @@ def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) ->
 
     An update reads only the lake files that changed since the last build, and its tests check
     only the rows those add (macros/lake.sql). `full_refresh` builds everything again; `check_all`
-    tests every row, and runs the project's unit tests too."""
+    tests every row, and runs the project's unit tests too. The rules file is checked first, with
+    datalake's own parser: a bad one raises ConfigError naming the problem, and nothing is built."""
     lake.require()
+    load_schema(lake)
     if "?" in str(lake.db_dir):
         raise ValidationError(f"the lake's path {str(lake.root)!r} has a '?', under which DuckDB cannot write "
                               "its database; rename or move the lake folder")
