@@ -25,4 +25,4 @@ select _file, coalesce(files.num_rows, 0) as rows_in_file, coalesce(held.num_row
 from files
 full join held using (_file)
 where coalesce(files.num_rows, 0) != coalesce(held.num_rows, 0)
-  and _file in (select file from glob({{ lake_glob(catalog_parts()) }}))
+  and _file in {{ lake_file_names(catalog_parts()) }}

@@ -5,11 +5,19 @@
 
 {% macro sql_string(value) -%}
   {#- A SQL string literal of any text (dbt.string_literal leaves quotes as they are). -#}
+  {{- return(adapter.dispatch('sql_string', 'datalake')(value)) -}}
+{%- endmacro %}
+
+{% macro duckdb__sql_string(value) -%}
   {{- "'" ~ (value | string | replace("'", "''")) ~ "'" -}}
 {%- endmacro %}
 
 {% macro sql_name(name) -%}
   {#- An identifier of any text, quoted (adapter.quote leaves double quotes as they are). -#}
+  {{- return(adapter.dispatch('sql_name', 'datalake')(name)) -}}
+{%- endmacro %}
+
+{% macro duckdb__sql_name(name) -%}
   {{- '"' ~ (name | string | replace('"', '""')) ~ '"' -}}
 {%- endmacro %}
 
@@ -27,18 +35,39 @@
 
 {% macro in_hidden_collection_folder(path_column) -%}
   {#- Whether a collection version's file is in a folder being written (name or version starting with `.`). -#}
+  {{- adapter.dispatch('in_hidden_collection_folder', 'datalake')(path_column) -}}
+{%- endmacro %}
+
+{% macro duckdb__in_hidden_collection_folder(path_column) -%}
   regexp_matches({{ path_column }}, '/collections/([.][^/]*/[^/]*|[^/]*/[.][^/]*)/[^/]*$')
 {%- endmacro %}
 
 {% macro lake_files(relative_glob) -%}
   {#- The files matching a glob under the lake, as a list (empty at parse time). -#}
+  {{- return(adapter.dispatch('lake_files', 'datalake')(relative_glob)) -}}
+{%- endmacro %}
+
+{% macro duckdb__lake_files(relative_glob) -%}
   {%- if not execute -%}{{ return([]) }}{%- endif -%}
   {%- set result = run_query("select file from glob(" ~ lake_glob(relative_glob) ~ ") order by file") -%}
   {{- return(result.columns[0].values() | list) -}}
 {%- endmacro %}
 
+{% macro lake_file_names(relative_glob) -%}
+  {#- The files matching a glob under the lake, as a subquery of their names (read when it runs). -#}
+  {{- adapter.dispatch('lake_file_names', 'datalake')(relative_glob) -}}
+{%- endmacro %}
+
+{% macro duckdb__lake_file_names(relative_glob) -%}
+  (select file from glob({{ lake_glob(relative_glob) }}))
+{%- endmacro %}
+
 {% macro source_columns(relation) -%}
   {#- Column names of a source (an external read_parquet) as DuckDB sees them. -#}
+  {{- return(adapter.dispatch('source_columns', 'datalake')(relation)) -}}
+{%- endmacro %}
+
+{% macro duckdb__source_columns(relation) -%}
   {%- if not execute -%}{{ return([]) }}{%- endif -%}
   {%- set result = run_query("describe select * from " ~ relation) -%}
   {{- return(result.columns[0].values() | list) -}}
@@ -50,6 +79,27 @@
     {%- set candidate = name ~ ('_' ~ n if n else '') -%}
     {%- if candidate not in taken -%}{{ return(candidate) }}{%- endif -%}
   {%- endfor -%}
+{%- endmacro %}
+
+{% macro parquet_rows(files, file_column=none) -%}
+  {#- The rows of parquet files (catalog parts, members files), columns matched by name (partition
+      folders are not read as columns); with `file_column`, each row's file in that column and its
+      number in the file in `file_row_number`. -#}
+  {{- adapter.dispatch('parquet_rows', 'datalake')(files, file_column) -}}
+{%- endmacro %}
+
+{% macro duckdb__parquet_rows(files, file_column) -%}
+  read_parquet({{ file_list(files) }}, hive_partitioning=false, union_by_name=true
+  {%- if file_column %}, filename={{ sql_string(file_column) }}, file_row_number=true{% endif %})
+{%- endmacro %}
+
+{% macro star_except(columns) -%}
+  {#- Every column but `columns` (a list of names). -#}
+  {{- adapter.dispatch('star_except', 'datalake')(columns) -}}
+{%- endmacro %}
+
+{% macro duckdb__star_except(columns) -%}
+  * exclude ({% for column in columns %}{{ sql_name(column) }}{{ ", " if not loop.last }}{% endfor %})
 {%- endmacro %}
 
 {% macro part_path_field(file_column, field) -%}
@@ -94,6 +144,60 @@
     marts use the strategy `touched_keys`. Tests check only the changed rows (their `where` config), except in
     a full build and a full check (`--vars '{check_all: true}'`, what `datalake db check` runs). -#}
 
+{% macro json_rows(name, relative_glob, computed=[], objects=[]) -%}
+  {#- The rows of the `lake` source `name`, JSON files matching `relative_glob`, one row per file
+      with its keys as columns (and the file in `filename`). Spark reads the keys the model
+      declares (but those it computes, `computed`), each as text (`objects` too, as JSON text) but
+      lists and structs; the model's types come from its YAML. -#}
+  {{- adapter.dispatch('json_rows', 'datalake')(name, relative_glob, computed, objects) -}}
+{%- endmacro %}
+
+{% macro duckdb__json_rows(name, relative_glob, computed, objects) -%}
+  {{ source('lake', name) }}
+{%- endmacro %}
+
+{% macro json_text(column) -%}
+  {#- A JSON object column of json_rows as JSON text. -#}
+  {{- adapter.dispatch('json_text', 'datalake')(column) -}}
+{%- endmacro %}
+
+{% macro duckdb__json_text(column) -%}
+  to_json({{ column }})
+{%- endmacro %}
+
+{% macro path_segment(path_column, n) -%}
+  {#- The `n`th segment of a path between slashes (1 the first, -1 the last). -#}
+  {{- adapter.dispatch('path_segment', 'datalake')(path_column, n) -}}
+{%- endmacro %}
+
+{% macro duckdb__path_segment(path_column, n) -%}
+  string_split({{ path_column }}, '/')[{{ n }}]
+{%- endmacro %}
+
+{% macro regexp_replace_first(expression, pattern, group, suffix) -%}
+  {#- `expression` with the first match of `pattern` replaced by its group `group` and `suffix`. -#}
+  {{- adapter.dispatch('regexp_replace_first', 'datalake')(expression, pattern, group, suffix) -}}
+{%- endmacro %}
+
+{% macro duckdb__regexp_replace_first(expression, pattern, group, suffix) -%}
+  regexp_replace({{ expression }}, {{ sql_string(pattern) }}, {{ sql_string('\\' ~ group ~ suffix) }})
+{%- endmacro %}
+
+{% macro lake_incremental() -%}
+  {#- The materialization of the models that read only what changed: `incremental`, with the
+      strategies `lake_files` and `touched_keys` below, where the engine deletes rows (DuckDB); a
+      table built whole on every build elsewhere (Spark's parquet tables take no deletes). -#}
+  {{- return(adapter.dispatch('lake_incremental', 'datalake')()) -}}
+{%- endmacro %}
+
+{% macro default__lake_incremental() -%}
+  {{- return('table') -}}
+{%- endmacro %}
+
+{% macro duckdb__lake_incremental() -%}
+  {{- return('incremental') -}}
+{%- endmacro %}
+
 {% macro catalog_parts() -%}
   {#- The catalog's part files: part-<upload_id>.parquet in the partition folders, nothing else. -#}
   {{- return('catalog/provider=*/dataset=*/task=*/variant=*/part-*.parquet') -}}
@@ -130,6 +234,10 @@
 
 {% macro in_database(schema, name) -%}
   {#- Whether the database being built has a table or view `schema`.`name` (at render time). -#}
+  {{- return(adapter.dispatch('in_database', 'datalake')(schema, name)) -}}
+{%- endmacro %}
+
+{% macro duckdb__in_database(schema, name) -%}
   {%- set query -%}
     select count(*) from information_schema.tables where table_catalog = current_database()
     and table_schema = {{ sql_string(schema) }} and table_name = {{ sql_string(name) }}
@@ -138,6 +246,10 @@
 {%- endmacro %}
 
 {% macro record_build_changes() -%}
+  {{- adapter.dispatch('record_build_changes', 'datalake')() -}}
+{%- endmacro %}
+
+{% macro duckdb__record_build_changes() -%}
   {%- set full = flags.FULL_REFRESH or not in_database('main', 'catalog') %}
   {%- if not full and not in_database('lake_build', 'builds') %}
     {%- do exceptions.raise_compiler_error(
@@ -218,6 +330,10 @@
 {% macro record_checked_rules(results) -%}
   {#- At the end of a run (on-run-end) in which nothing failed: config/schema.yaml as this build
       checked it, so the next one checks every row again only if it changes. -#}
+  {{- adapter.dispatch('record_checked_rules', 'datalake')(results) -}}
+{%- endmacro %}
+
+{% macro duckdb__record_checked_rules(results) -%}
   {%- if results | selectattr('status', 'in', ['error', 'fail', 'skipped']) | list | length == 0 %}
   delete from lake_build.rules;
   insert into lake_build.rules select content from read_text({{ lake_glob('config/schema.yaml') }});
@@ -257,6 +373,10 @@
 
 {% macro ledger_rows(files) -%}
   {#- The rows of ledger parts (parquet), columns matched by name, each with its file's name. -#}
+  {{- adapter.dispatch('ledger_rows', 'datalake')(files) -}}
+{%- endmacro %}
+
+{% macro duckdb__ledger_rows(files) -%}
   read_parquet({{ file_list(files) }}, union_by_name=true, filename=true, hive_partitioning=false)
 {%- endmacro %}
 

@@ -22,7 +22,7 @@
 {%- set fields = task_meta_fields(rules, catalog) -%}
 with rules as (
     select task, field,
-           coalesce(list(allowed_value order by allowed_value) filter (where allowed_value is not null), []) as allowed
+           {{ sorted_list('allowed_value') }} as allowed
     from {{ rules }}
     group by task, field
 ),
@@ -41,7 +41,7 @@ meta_values as (
     select
         task,
         {%- for field, in_catalog in fields.items() %}
-        {{ sql_name(field) if in_catalog else 'null' }}::varchar as {{ sql_name(field) }},
+        {{ typed(sql_name(field) if in_catalog else 'null', 'varchar') }} as {{ sql_name(field) }},
         {%- endfor %}
         count(*) as n_rows
     from {{ catalog }} as catalog
@@ -50,7 +50,7 @@ meta_values as (
 ),
 
 checked as (
-    from meta_values
+    select * from meta_values
     unpivot include nulls (value for field in ({% for field in fields %}{{ sql_name(field) }}{{ ", " if not loop.last }}{% endfor %}))
 ),
 
@@ -59,11 +59,11 @@ broken as (
         task,
         field,
         value as bad_value,
-        sum(n_rows)::bigint as n_rows,
-        if(len(allowed) > 0, 'allowed: ' || array_to_string(allowed, ', '), 'required') as problem
+        {{ typed('sum(n_rows)', 'bigint') }} as n_rows,
+        if({{ list_length('allowed') }} > 0, 'allowed: ' || {{ list_join('allowed', ', ') }}, 'required') as problem
     from checked
     inner join rules using (task, field)
-    where value is null or (len(allowed) > 0 and not list_contains(allowed, value))
+    where value is null or ({{ list_length('allowed') }} > 0 and not {{ list_has('allowed', 'value') }})
     group by all
 )
 

@@ -2,7 +2,7 @@
     only the assets whose rows this build added or dropped, or that new ledger files describe,
     are computed again. When the build only added rows (no part file replaced or gone), their
     references are added to those the asset had; otherwise they are counted again in the catalog. -#}
-{{ config(materialized='incremental', incremental_strategy='touched_keys', unique_key='hash',
+{{ config(materialized=lake_incremental(), incremental_strategy='touched_keys', unique_key='hash',
           touched='touched_hashes') }}
 
 {%- set incremental = is_incremental() %}
@@ -49,7 +49,7 @@ refs as (
     select
         hash,
         count(*) as num_rows,
-        string_agg(distinct provider || '/' || dataset, ',' order by provider || '/' || dataset) as datasets
+        {{ sorted_distinct_join("provider || '/' || dataset", ',') }} as datasets
     from {{ ref('catalog') }}
     where hash is not null and {{ touched }}
     group by hash

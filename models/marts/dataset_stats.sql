@@ -1,10 +1,10 @@
 {#- One row per partition with what its rows and assets look like: sizes of its images, file
     types, duplicate rows its uploads dropped, label lengths and near-duplicates. Percentiles are
-    nearest-rank (quantile_disc: always a value that occurs). The label is the catalog's `label`
+    nearest-rank (percentiles_disc: always a value that occurs). The label is the catalog's `label`
     column (the one searches and the pages read); a lake without one has no label lengths.
     Incremental: only the partitions whose rows, uploads, or assets' fingerprints and near pairs
     this build read are computed again (lake_build.touched_stats_partitions). -#}
-{{ config(materialized='incremental', incremental_strategy='touched_keys', unique_key='partition_key',
+{{ config(materialized=lake_incremental(), incremental_strategy='touched_keys', unique_key='partition_key',
           touched='touched_stats_partitions') }}
 
 {%- set has_label = execute and 'label' in (adapter.get_columns_in_relation(ref('catalog'))
@@ -29,9 +29,9 @@ asset_stats as (
     select
         provider, dataset, task, variant,
         count(stored.width) as image_assets,
-        quantile_disc(stored.width, [0.05, 0.5, 0.95]) as widths,
-        quantile_disc(stored.height, [0.05, 0.5, 0.95]) as heights,
-        histogram(stored.ext) as file_types,
+        {{ percentiles_disc('stored.width') }} as widths,
+        {{ percentiles_disc('stored.height') }} as heights,
+        {{ value_counts('stored.ext') }} as file_types,
         count(fingerprints.hash) as fingerprinted_assets,
         count(near.hash) as near_duplicate_assets
     from partition_assets
@@ -50,7 +50,7 @@ since_overwrite as (
 ),
 
 duplicates as (
-    select provider, dataset, task, variant, sum(uploads.duplicate_rows)::bigint as duplicate_rows
+    select provider, dataset, task, variant, {{ typed('sum(uploads.duplicate_rows)', 'bigint') }} as duplicate_rows
     from {{ ref('uploads') }} as uploads
     join since_overwrite using (provider, dataset, task, variant)
     where last_overwrite is null or upload_id >= last_overwrite
@@ -62,10 +62,10 @@ labels as (
         provider, dataset, task, variant,
         {%- if has_label %}
         count(label) as label_rows,
-        quantile_disc(length(label::varchar), [0.05, 0.5, 0.95]) as label_lengths
+        {{ percentiles_disc('length(' ~ typed('label', 'varchar') ~ ')') }} as label_lengths
         {%- else %}
-        0::bigint as label_rows,
-        null::bigint[] as label_lengths
+        {{ typed('0', 'bigint') }} as label_rows,
+        {{ typed('null', 'bigint[]') }} as label_lengths
         {%- endif %}
     from {{ ref('catalog') }}
     {{ touched }}
@@ -82,18 +82,18 @@ select
     partitions.num_assets,
     partitions.bytes,
     coalesce(asset_stats.image_assets, 0) as image_assets,
-    asset_stats.widths[1] as width_p5,
-    asset_stats.widths[2] as width_p50,
-    asset_stats.widths[3] as width_p95,
-    asset_stats.heights[1] as height_p5,
-    asset_stats.heights[2] as height_p50,
-    asset_stats.heights[3] as height_p95,
-    coalesce(asset_stats.file_types, map()) as file_types,
+    {{ list_item('asset_stats.widths', 1) }} as width_p5,
+    {{ list_item('asset_stats.widths', 2) }} as width_p50,
+    {{ list_item('asset_stats.widths', 3) }} as width_p95,
+    {{ list_item('asset_stats.heights', 1) }} as height_p5,
+    {{ list_item('asset_stats.heights', 2) }} as height_p50,
+    {{ list_item('asset_stats.heights', 3) }} as height_p95,
+    coalesce(asset_stats.file_types, {{ empty_counts() }}) as file_types,
     coalesce(duplicates.duplicate_rows, 0) as duplicate_rows,
     labels.label_rows,
-    labels.label_lengths[1] as label_length_p5,
-    labels.label_lengths[2] as label_length_p50,
-    labels.label_lengths[3] as label_length_p95,
+    {{ list_item('labels.label_lengths', 1) }} as label_length_p5,
+    {{ list_item('labels.label_lengths', 2) }} as label_length_p50,
+    {{ list_item('labels.label_lengths', 3) }} as label_length_p95,
     coalesce(asset_stats.fingerprinted_assets, 0) as fingerprinted_assets,
     if(asset_stats.fingerprinted_assets > 0, asset_stats.near_duplicate_assets, null) as near_duplicate_assets
 from {{ ref('partitions') }} as partitions

@@ -1,7 +1,7 @@
 {# One row per part file the catalog holds, with its partition, upload and rows: what builds
    compare with the lake's part files, and what partitions and collection_members count from.
    Incremental: the rows of the part files this build read or dropped. #}
-{{ config(materialized='incremental', incremental_strategy='lake_files', read_by='catalog') }}
+{{ config(materialized=lake_incremental(), incremental_strategy='lake_files', read_by='catalog') }}
 
 select
     _file,

@@ -2,7 +2,7 @@
     time come from part_files, distinct assets and their bytes from the distinct (partition, hash)
     pairs of the catalog (cheaper than count(distinct) inside the group by). Incremental: only the partitions
     whose part files this build read or dropped are computed again. -#}
-{{ config(materialized='incremental', incremental_strategy='touched_keys', unique_key='partition_key',
+{{ config(materialized=lake_incremental(), incremental_strategy='touched_keys', unique_key='partition_key',
           touched='touched_partitions') }}
 
 with files as (

@@ -9,12 +9,14 @@ select
     selection_json as selection,
     force,
     rows,
-    list_sort(list_distinct(list_transform(parts, lambda p: p."partition"))) as partitions,
-    len(parts) as part_files,
-    list_transform(collections, lambda c: c."name" || '/' || c."version") as collection_versions,
-    coalesce(list_sum(list_transform(collections, lambda c: c.members)), 0)::bigint as collection_members,
+    {{ list_sorted_distinct(list_transform('parts', 'p', 'p.' ~ sql_name('partition'))) }} as partitions,
+    {{ list_length('parts') }} as part_files,
+    {{ list_transform('collections', 'c', 'c.' ~ sql_name('name') ~ " || '/' || c." ~ sql_name('version')) }}
+        as collection_versions,
+    {{ typed('coalesce(' ~ list_total(list_transform('collections', 'c', 'c.members')) ~ ', 0)', 'bigint') }}
+        as collection_members,
     hashes,
-    len(assets) as asset_files,
+    {{ list_length('assets') }} as asset_files,
     bytes,
     database
 from {{ ref('stg_lake__retractions') }}

@@ -1,6 +1,6 @@
 {# One row per asset an upload brought (the same asset may come from several uploads); columns in
    _lake__models.yml. A table that reads only new ledger files: the ledger only grows. #}
-{{ config(materialized='incremental', incremental_strategy='lake_files', read_by='asset_facts') }}
+{{ config(materialized=lake_incremental(), incremental_strategy='lake_files', read_by='asset_facts') }}
 -- depends_on: {{ source('lake', 'asset_facts') }}
 {%- set files = files_read_by('asset_facts') %}
 {% call staging_select(files) %}

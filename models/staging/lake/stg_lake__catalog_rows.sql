@@ -9,25 +9,23 @@
 {%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at", "_source_name"] -%}
 {%- set files = files_read_by('catalog') %}
 {%- if files %}
-{%- set parts = "read_parquet(" ~ file_list(files) ~ ", hive_partitioning=false, union_by_name=true" %}
-{%- set columns = source_columns(parts ~ ")") -%}
+{%- set columns = source_columns(parquet_rows(files)) -%}
 {%- set lowered = columns | map('lower') | list -%}
 {%- if 'file_row_number' in lowered -%}{{ refuse_file_row_number_column(files) }}{%- endif -%}
 {%- set file = unused_name('_file', lowered) %}
+{%- set left_out = [] %}
+{%- for column in columns if column | lower in partition + ["row_id", "_file", "_build"] %}{% do left_out.append(column) %}{% endfor %}
 select
     {{ part_path_field(file, 'upload_id') }} || ':' || file_row_number as row_id,
     {%- for key in partition %}
     {{ part_path_field(file, key) }} as {{ key }},
     {%- endfor %}
-    * exclude (
-        {%- for column in columns if column | lower in partition + ["row_id", "_file", "_build"] -%}
-        {{ sql_name(column) }}, {% endfor -%}
-        {{ sql_name(file) }}, file_row_number),
+    {{ star_except(left_out + [file, 'file_row_number']) }},
     {%- for column in base if column not in lowered %}
-    null::varchar as {{ column }},
+    {{ typed('null', 'varchar') }} as {{ column }},
     {%- endfor %}
     {{ sql_name(file) }} as _file
-from {{ parts }}, filename={{ sql_string(file) }}, file_row_number=true)
+from {{ parquet_rows(files, file) }}
 {%- else %}
 {{ empty_select() }}
 {%- endif %}

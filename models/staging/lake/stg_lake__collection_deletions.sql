@@ -2,5 +2,5 @@
 {{ config(materialized='ephemeral') }}
 {% call staging_select(lake_files('ledger/collections/*.json')) %}
 select *, name || '/' || version as collection_key
-from {{ source('lake', 'collection_deletions') }}
+from {{ json_rows('collection_deletions', 'ledger/collections/*.json', computed=['collection_key']) }}
 {% endcall %}

@@ -4,22 +4,20 @@
    `ab/cd/<hash>.<ext>` (layout 1) keeps that path in its file; it is given here in the current form.
    A table that reads only the members files of versions made since the last build, and drops
    those of deleted versions. #}
-{{ config(materialized='incremental', incremental_strategy='lake_files', read_by='collection_members') }}
+{{ config(materialized=lake_incremental(), incremental_strategy='lake_files', read_by='collection_members') }}
 -- depends_on: {{ source('lake', 'collection_members') }}
 {%- set files = files_read_by('collection_members') %}
-{%- set members = "read_parquet(" ~ file_list(files) ~ ", union_by_name=true, filename=true, file_row_number=true, "
-                  ~ "hive_partitioning=false)" %}
 {% call staging_select(files) %}
-{%- set present = source_columns(members) %}
+{%- set present = source_columns(parquet_rows(files)) %}
 select
-    parts[-3] || '/' || parts[-2] as collection_key,
-    parts[-3] as name,
-    parts[-2] as version,
+    {{ path_segment('filename', -3) }} || '/' || {{ path_segment('filename', -2) }} as collection_key,
+    {{ path_segment('filename', -3) }} as name,
+    {{ path_segment('filename', -2) }} as version,
     file_row_number as member_index,
     {%- for column in ["row_id", "provider", "dataset", "task", "variant", "hash"] %}
     {% if column in present %}{{ sql_name(column) }}{% else %}null{% endif %} as {{ sql_name(column) }},
     {%- endfor %}
-    {% if "path" in present %}regexp_replace(path, '^([0-9a-f]{2})/[0-9a-f]{2}/', '\1/'){% else %}null{% endif %} as path,
+    {% if "path" in present %}{{ regexp_replace_first('path', '^([0-9a-f]{2})/[0-9a-f]{2}/', 1, '/') }}{% else %}null{% endif %} as path,
     filename as _file
-from (select *, string_split(filename, '/') as parts from {{ members }})
+from {{ parquet_rows(files, 'filename') }}
 {% endcall %}
