@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import config, export
 from .catalog import db, search, stats, validation
+from .catalog.spark import build_on_spark
 from .card import SOURCE_ATTR
 from .collections import CollectionManager, warn_retracted
 from .curation.groups import near_duplicate_groups
@@ -151,9 +152,16 @@ class DatalakeClient:
     def db_path(self) -> Path:
         return self.lake.db_path
 
-    def build_db(self, full_refresh: bool = False) -> dict[str, Any]:
+    def build_db(self, full_refresh: bool = False, target: str = "duckdb") -> dict[str, Any]:
         """Build or update the database with dbt (on the server if one is set); raises naming failing tests.
-        Tests that only warn (datasets without a known license) are in `warnings`, each also a UserWarning."""
+        Tests that only warn (datasets without a known license) are in `warnings`, each also a UserWarning.
+
+        `target="spark"` builds the same marts on a local pyspark instead (here, never on the server;
+        `datalake[spark]` and a Java runtime), in the lake's db/spark/ warehouse."""
+        if target == "spark":
+            return _warned(build_on_spark(self.lake))
+        if target != "duckdb":
+            raise ValidationError(f"unknown build target {target!r}: duckdb or spark")
         if self.server:
             job_id = self.server.request("POST", "/build")["job_id"]
             return _warned(self.wait_for_job_completion(job_id, polling_interval=0.5))

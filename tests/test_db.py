@@ -294,3 +294,9 @@ def test_plain_dbt_build_works_on_the_same_lake(client):
     assert out.returncode == 0, out.stdout[-3000:]
     assert client.sql("select count(*) as n from catalog")["n"].tolist() == [1]
     shutil.rmtree(client.base_path / "db" / "plain-target")
+
+
+def test_an_unknown_build_target_is_named(client):
+    result = CliRunner().invoke(cli, ["--base-path", str(client.base_path), "db", "update", "--target", "oracle"])
+    assert result.exit_code == 1 and result.stderr == "Error: unknown build target 'oracle': duckdb or spark\n"
+    assert not client.db_path.exists()

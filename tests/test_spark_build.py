@@ -12,15 +12,16 @@ import math
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from datalake import DatalakeClient
-from datalake.catalog.db import PROJECT_DIR, dbt_env
+from datalake.catalog.db import PROJECT_DIR
+from datalake.cli import app as cli
 
 pytestmark = pytest.mark.skipif(
     shutil.which("java") is None,
@@ -79,12 +80,12 @@ def test_spark_builds_every_mart_with_the_rows_duckdb_builds(demo_lake, tmp_path
     client = DatalakeClient(user_id="demo", base_path=lake)
     client.build_db(full_refresh=True)  # one build, as Spark's: the catalog's `_build` is 1 in both
     out = tmp_path / "spark-out"
-    built = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "build", "--target", "spark", "--profiles-dir", "profiles",
-         "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
-        cwd=PROJECT_DIR, env=dbt_env(client.lake), capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout[-3000:]
-    assert "ERROR=0" in built.stdout and "SKIP=0" in built.stdout
+    out.mkdir()
+    built = CliRunner().invoke(cli, ["--base-path", str(lake), "db", "update", "--target", "spark"])
+    assert built.exit_code == 0, built.output
+    assert built.stdout.startswith("Built on Spark in ") and f"tables in {lake}/db/spark/warehouse" in built.stdout
+    results = json.loads((lake / "db" / "spark" / "dbt-target" / "run_results.json").read_text())["results"]
+    assert {r["status"] for r in results} == {"success", "pass"}
     subprocess.run([sys.executable, "-c", DUMP, str(lake), str(out), *MARTS], cwd=out, check=True,
                    capture_output=True)
     with duckdb.connect(str(client.db_path), read_only=True) as con:

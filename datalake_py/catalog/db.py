@@ -102,7 +102,7 @@ def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) ->
                 *(["--vars", "{check_all: true}"] if check_all else ["--exclude-resource-type", "unit_test"])]
         try:
             error = _run_dbt_kept(lake, args, work)
-            results = _run_results(lake)
+            results = run_results(lake)
             failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
             if error or failures:
                 detail = "\n  ".join(failures) or error[-2000:]
@@ -127,8 +127,9 @@ def _can_update(path: Path) -> bool:
             "in (('lake_build', 'builds', 'build'), ('main', 'partitions', 'bytes'))").fetchone()[0] == 2
 
 
-def _run_results(lake: Lake) -> list[dict[str, Any]]:
-    path = lake.dbt_target / "run_results.json"
+def run_results(lake: Lake, target: Path | None = None) -> list[dict[str, Any]]:
+    """The node results of the last dbt run in `target` (default: the lake's dbt target folder)."""
+    path = (target or lake.dbt_target) / "run_results.json"
     try:
         return json.loads(path.read_text())["results"]
     except (FileNotFoundError, ValueError, KeyError):

@@ -19,10 +19,17 @@ docs_app = typer.Typer(no_args_is_help=True, help="The dbt docs site: lineage fr
 
 @app.command("update")
 def update(ctx: typer.Context, full_refresh: bool = typer.Option(False, "--full-refresh",
-                                                                  help="Rebuild everything, not only what is new.")) -> None:
+                                                                  help="Rebuild everything, not only what is new."),
+           target: str = typer.Option("duckdb", "--target",
+                                      help="duckdb (the database searches read) or spark (the same marts on a "
+                                           "local pyspark: datalake[spark] and a Java runtime).")) -> None:
     """Run `dbt build`: the database catches up with the catalog; failing tests are named."""
     with warnings_printed():
-        info = client_for(ctx).build_db(full_refresh)
+        info = client_for(ctx).build_db(full_refresh, target)
+        if target == "spark":
+            typer.echo(f"Built on Spark in {info['seconds']} s: {info['nodes']} models and tests, tables in "
+                       f"{info['warehouse']}")
+            return
         tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
         typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
 
