@@ -298,5 +298,6 @@ def test_plain_dbt_build_works_on_the_same_lake(client):
 
 def test_an_unknown_build_target_is_named(client):
     result = CliRunner().invoke(cli, ["--base-path", str(client.base_path), "db", "update", "--target", "oracle"])
-    assert result.exit_code == 1 and result.stderr == "Error: unknown build target 'oracle': duckdb or spark\n"
+    assert result.exit_code == 1
+    assert result.stderr == "Error: unknown build target 'oracle': duckdb or spark\n"
     assert not client.db_path.exists()
