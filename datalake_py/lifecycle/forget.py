@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -19,11 +20,13 @@ from ..upload.assets import real_folder_names
 STORE_SCHEMA = pa.schema([("hash", pa.string()), ("path", pa.string()), ("bytes", pa.int64())])
 
 
-def store_files(lake: Lake) -> tuple[pa.Table, list[Path]]:
+def store_files(lake: Lake, hashes_of: Iterable[str] | None = None) -> tuple[pa.Table, list[Path]]:
     """Every asset file in the store (hash, path under assets/, bytes), and the other files there
-    (hidden temporary names a killed writer left)."""
+    (hidden temporary names a killed writer left); with `hashes_of`, only the store folders
+    those hashes live in are listed."""
     hashes, paths, sizes, others = [], [], [], []
-    for shard in STORE_FOLDERS:
+    shards = STORE_FOLDERS if hashes_of is None else sorted({digest[:2] for digest in hashes_of})
+    for shard in shards:
         folder = lake.assets / shard
         if not folder.is_dir():
             continue

@@ -10,7 +10,6 @@ build, so no search finds a row whose asset is gone.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import duckdb
 from ..fs import file_lock
 from ..lake import HASH_PATTERN, Lake
 from .forget import forget_ledger_entries, remove_store_files, store_files
-from .holders import referenced_hashes
+from .holders import referenced_hashes, remove_empty_partition
 from .retraction import finish_unfinished
 
 
@@ -84,7 +83,8 @@ def _collect(lake: Lake, con: duckdb.DuckDBPyConnection, report: GarbageReport) 
         remove_store_files(lake, [(a["hash"], a["path"]) for a in report.assets])
         for leftover in report.leftovers:
             _remove(lake.root / leftover["path"])
-        _remove_empty_partition_folders(lake)
+        for folder in sorted(lake.catalog.glob("*/*/*/*")):  # partitions an all-duplicate overwrite emptied
+            remove_empty_partition(folder)
 
 
 def _keep_database_rows(lake: Lake, con: duckdb.DuckDBPyConnection) -> int:
@@ -131,11 +131,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _remove_empty_partition_folders(lake: Lake) -> None:
-    """Partition folders left with no part (an overwrite whose rows were all duplicates)."""
-    for folder in sorted(lake.catalog.glob("*/*/*/*"), reverse=True):
-        for level in (folder, *folder.parents[:3]):
-            with contextlib.suppress(OSError):
-                level.rmdir()

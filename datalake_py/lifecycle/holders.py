@@ -89,7 +89,7 @@ def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Sele
     left empty; members stay, with no rows. Running it again drops nothing more."""
     if not file.path.exists():  # a run killed after removing it may have left its folders
         if file.kind == "part":
-            _remove_empty_partition_folders(file.path)
+            remove_empty_partition(file.path.parent)
         return 0
     condition, params = selection.condition(columns_of(file.path), file.partition)
     keep = [row for (row,) in con.execute(
@@ -106,15 +106,15 @@ def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Sele
             os.chmod(tmp, mode)
     else:
         file.path.unlink()
-        _remove_empty_partition_folders(file.path)
+        remove_empty_partition(file.path.parent)
     return dropped
 
 
-def _remove_empty_partition_folders(part: Path) -> None:
-    """The folders of a removed part (variant=, task=, dataset=, provider=) left empty."""
-    for folder in part.parents[:4]:
+def remove_empty_partition(folder: Path) -> None:
+    """A partition's folder (variant=…) and those above it (task=, dataset=, provider=), each if empty."""
+    for level in (folder, *folder.parents[:3]):
         with contextlib.suppress(OSError):
-            folder.rmdir()
+            level.rmdir()
 
 
 def referenced_hashes(con: duckdb.DuckDBPyConnection, lake: Lake, table: str,

@@ -154,14 +154,17 @@ def _plan(lake: Lake, con: duckdb.DuckDBPyConnection, selection: Selection, reas
     plan.hashes = sorted(hashes)
     con.execute("create or replace temp table taken as select unnest(?::varchar[]) as hash", [plan.hashes])
     referenced_hashes(con, lake, "remaining", selection)
-    plan.assets = _store_entries(lake, con, "select hash from taken anti join remaining using (hash)")
+    plan.assets = _store_entries(lake, con, "select hash from taken anti join remaining using (hash)",
+                                 plan.hashes)
     plan.bytes = sum(a["bytes"] for a in plan.assets)
     return plan
 
 
-def _store_entries(lake: Lake, con: duckdb.DuckDBPyConnection, hashes_sql: str) -> list[dict[str, Any]]:
-    """The store files (hash, path, bytes) of the hashes the query gives, by hash and path."""
-    store, _ = store_files(lake)
+def _store_entries(lake: Lake, con: duckdb.DuckDBPyConnection, hashes_sql: str,
+                   candidates: list[str]) -> list[dict[str, Any]]:
+    """The store files (hash, path, bytes) of the hashes the query gives, by hash and path; those
+    are among `candidates`, so only their store folders are listed."""
+    store, _ = store_files(lake, candidates)
     con.register("store_listing", store)
     try:
         return [dict(zip(("hash", "path", "bytes"), row)) for row in con.execute(
@@ -222,7 +225,7 @@ def _drop_rows(lake: Lake, con: duckdb.DuckDBPyConnection, plan: Retraction) -> 
     con.execute("create or replace temp table taken as select unnest(?::varchar[]) as hash", [plan.hashes])
     referenced_hashes(con, lake, "remaining")
     con.execute("create or replace temp table gone as select hash from taken anti join remaining using (hash)")
-    assets = _store_entries(lake, con, "select hash from gone")
+    assets = _store_entries(lake, con, "select hash from gone", plan.hashes)
     with file_lock(lake.lake_lock("fingerprints")):
         forget_ledger_entries(con, lake, "gone")
     return assets
