@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from ..curation import DEFAULT_THRESHOLD, MAX_DISTANCE
-from ..errors import ValidationError
 from .context import client_for
-from .output import echo_json, first_rows, note, print_frame, terminal_width
+from .output import check_format, echo_json, first_rows, note, print_frame, terminal_width
 from .query_cmds import FILTER_OPTIONS, search_filters
 
 if TYPE_CHECKING:
@@ -62,7 +61,6 @@ def dupes(ctx: typer.Context,
              f"threshold {DEFAULT_THRESHOLD if threshold is None else threshold} bits")
 
 
-LEAKAGE_FORMATS = ("table", "json")
 
 
 @app.command("leakage")
@@ -73,8 +71,7 @@ def leakage(ctx: typer.Context, a: str = typer.Argument(..., help="A collection 
             threshold: Optional[int] = THRESHOLD_OPTION,
             fmt: str = typer.Option("table", "--format", help="table or json (every item in full).")) -> None:
     """Check two collections for shared assets, near-duplicate images and shared rows; exit 1 if any."""
-    if fmt not in LEAKAGE_FORMATS:
-        raise ValidationError(f"--format must be one of {', '.join(LEAKAGE_FORMATS)}")
+    check_format(fmt)
     report = client_for(ctx).check_leakage(a, b, version_a, version_b, threshold)
     if fmt == "json":
         echo_json(report.to_dict())

@@ -14,12 +14,11 @@ import typer
 
 from ..errors import ValidationError
 from .context import client_for
-from .output import SHORT_HASH, echo_json, first_rows, fit_table, note, terminal_width
+from .output import SHORT_HASH, check_format, echo_json, first_rows, fit_table, note, terminal_width
 
 if TYPE_CHECKING:
     from ..lifecycle import GarbageReport, Retraction
 
-FORMATS = ("table", "json")
 FORMAT_OPTION = typer.Option("table", "--format", help="table or json (every item in full).")
 DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Show what would go and stop: nothing changes.")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask before removing.")
@@ -51,7 +50,7 @@ def retract(
 ) -> None:
     """Remove rows for good (each given filter must hold) with the assets no other row references; shows
     the plan and asks first."""
-    _check_format(fmt)
+    check_format(fmt)
     if not reason.strip():
         raise ValidationError("give --reason TEXT: why this data goes (the retraction ledger records it)")
     client = client_for(ctx)
@@ -82,7 +81,7 @@ def retract(
 def gc(ctx: typer.Context, dry_run: bool = DRY_RUN_OPTION, yes: bool = YES_OPTION, fmt: str = FORMAT_OPTION) -> None:
     """Remove asset files no row or collection references, and what runs that ended early left; shows
     them and asks first."""
-    _check_format(fmt)
+    check_format(fmt)
     client = client_for(ctx)
     plan = client.collect_garbage(dry_run=True)
     if fmt == "table" and (dry_run or plan.assets or plan.leftovers):
@@ -103,7 +102,7 @@ def gc(ctx: typer.Context, dry_run: bool = DRY_RUN_OPTION, yes: bool = YES_OPTIO
 @retractions_app.command("list")
 def list_(ctx: typer.Context, fmt: str = FORMAT_OPTION) -> None:
     """Every retraction, oldest first: when, who, why, and what it removed."""
-    _check_format(fmt)
+    check_format(fmt)
     records = client_for(ctx).list_retractions()
     if fmt == "json":
         echo_json(records)
@@ -114,11 +113,6 @@ def list_(ctx: typer.Context, fmt: str = FORMAT_OPTION) -> None:
                  f"{len(r['assets']):,}", f"{r['bytes']:,}", "yes" if r.get("completed_at") else "no (gc finishes it)"]
                 for r in records]
         typer.echo(fit_table(RETRACTION_COLUMNS, rows, terminal_width())[0])
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
 
 
 def _confirm(question: str, fmt: str, summary: str) -> None:

@@ -28,6 +28,7 @@ GAP = "  "  # between two columns
 WIDTH = 120  # the width of a table when stdout is no terminal
 MIN_WIDTH = 6  # a column is cut to no fewer characters than this (its own width when narrower)
 FRAME_FORMATS = ("table", "json", "csv")  # how commands print rows
+REPORT_FORMATS = ("table", "json")  # how commands print a report (a leakage check, a retraction, a publish)
 SHORT_HASH = 12  # hex digits of the hash a table shows
 SHOWN = 20  # rows a table of findings shows before saying how many more there are
 
@@ -140,11 +141,16 @@ def _line(values: Sequence[str], widths: Sequence[int]) -> str:
     return GAP.join(padded).rstrip()
 
 
+def check_format(fmt: str, formats: tuple[str, ...] = REPORT_FORMATS) -> None:
+    """ValidationError unless `fmt` is one of `formats`."""
+    if fmt not in formats:
+        raise ValidationError(f"--format must be one of {', '.join(formats)}")
+
+
 def print_frame(frame: "pd.DataFrame", fmt: str, short_hash: bool = False) -> None:
     """The rows on stdout: json and csv with every value in full, a table fitted to the terminal
     (`short_hash`: the hash column shows its first SHORT_HASH digits)."""
-    if fmt not in FRAME_FORMATS:
-        raise ValidationError(f"--format must be one of {', '.join(FRAME_FORMATS)}")
+    check_format(fmt, FRAME_FORMATS)
     if fmt == "json":
         echo_json(frame.to_dict(orient="records"))
     elif fmt == "csv":

@@ -6,11 +6,9 @@ from typing import Optional
 
 import typer
 
-from ..errors import ValidationError
 from .context import client_for
-from .output import echo_json
+from .output import check_format, echo_json
 
-FORMATS = ("table", "json")
 
 
 def register(app: typer.Typer) -> None:
@@ -31,8 +29,7 @@ def publish(
     """Copy the catalog, ledger, collections and assets under the prefix (only what changed; run it again
     after an interruption), then a manifest naming them. Credentials come from the AWS settings (env vars,
     profile files)."""
-    if fmt not in FORMATS:
-        raise ValidationError(f"--format must be one of {', '.join(FORMATS)}")
+    check_format(fmt)
     client = client_for(ctx)
     if print_ddl is not None:
         typer.echo(client.publish_ddl(target, print_ddl, glue_database) + ";")
