@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from .lake import RAW_TASK, Lake
 from .lifecycle import GarbageReport, Retraction, Selection, collect_garbage, list_retractions, retract
 from .processing.processor import DatalakeProcessor, upload_counts
 from .publish import PublishReport, publish, publish_ddl
+from .publish.reader import build_from_copy, copy_db_info
 from .remote import ServerConnection
 from .schema import Schema, init_lake, load_schema
 from .upload.ingest import UploadRequest, stage_upload
@@ -51,12 +51,23 @@ class DatalakeClient:
         self.user_id = settings.user_id
         self.server_url = settings.server_url
         self.num_proc = settings.num_proc
-        self.lake = init_lake(settings.base_path) if create_dirs else Lake(settings.base_path).require()
+        self.lake = init_lake(settings.base_path) if create_dirs else Lake(settings.base_path).require(copy_ok=True)
         self.jobs = JobStore(self.lake)
         self.server = ServerConnection(self.server_url, settings.token, timeout) if self.server_url else None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_stamp: int | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_published(cls, url: str, base_path: str | Path, endpoint_url: str | None = None,
+                       full_refresh: bool = False, **kwargs: Any) -> "DatalakeClient":
+        """A client on a database built from the published copy at `url` (s3://bucket/prefix, see
+        `publish`), kept in the folder `base_path`: a new or empty folder the first time, after that
+        the folder already reading that copy, whose database is brought up to its newest publish.
+        It searches, queries and exports (assets read from the copy) and writes to no lake.
+        `kwargs` are the constructor's (user_id, num_proc …)."""
+        db.warned(build_from_copy(Lake(base_path), url, endpoint_url, full_refresh))
+        return cls(base_path=base_path, **kwargs)
 
     @property
     def base_path(self) -> Path:
@@ -100,8 +111,9 @@ class DatalakeClient:
         """Process every pending upload (on the server if one is set); the job id to follow."""
         if self.server:
             return self.server.request("POST", "/process")["job_id"]
+        processor = self.processor  # refused before any job record where the folder holds no lake
         job = self.jobs.create("process")
-        return self.jobs.run(job, self.processor.process_all_pending)["job_id"]
+        return self.jobs.run(job, processor.process_all_pending)["job_id"]
 
     def index_fingerprints(self) -> dict[str, Any]:
         """Compute a perceptual fingerprint for every image asset that lacks one (after processing,
@@ -159,21 +171,28 @@ class DatalakeClient:
         `target="spark"` builds the same marts on a local pyspark instead (here, never on the server;
         `datalake[spark]` and a Java runtime), in the lake's db/spark/ warehouse."""
         if target == "spark":
-            return _warned(build_on_spark(self.lake))
+            return db.warned(build_on_spark(self.lake))
         if target != "duckdb":
             raise ValidationError(f"unknown build target {target!r}: duckdb or spark")
+        if self.lake.reads_copy():
+            return db.warned(build_from_copy(self.lake, full_refresh=full_refresh))
         if self.server:
             job_id = self.server.request("POST", "/build")["job_id"]
-            return _warned(self.wait_for_job_completion(job_id, polling_interval=0.5))
-        return _warned(db.build_db(self.lake, full_refresh))
+            return db.warned(self.wait_for_job_completion(job_id, polling_interval=0.5))
+        return db.warned(db.build_db(self.lake, full_refresh))
 
     def check_db(self) -> dict[str, Any]:
         """Update the database and test every row of it, not only the new ones (a scheduled full
         check; updates test only what they add); raises naming failing tests, the database kept."""
-        return _warned(db.build_db(self.lake, check_all=True))
+        if self.lake.reads_copy():
+            return db.warned(build_from_copy(self.lake, check_all=True))
+        return db.warned(db.build_db(self.lake, check_all=True))
 
     def get_db_info(self) -> dict[str, Any]:
-        """Tables and row counts, and whether the database is behind the catalog (`behind`)."""
+        """Tables and row counts, and whether the database is behind the catalog (`behind`); in a
+        folder reading a published copy, behind the copy's newest publish."""
+        if self.lake.reads_copy():
+            return copy_db_info(self.lake)
         return db.db_info(self.lake)
 
     def generate_docs(self) -> Path:
@@ -385,11 +404,4 @@ class DatalakeClient:
     def retry_upload(self, upload_id: str) -> None:
         """Send a failed upload back to pending."""
         self.processor.retry(upload_id)
-
-
-def _warned(built: dict[str, Any]) -> dict[str, Any]:
-    """A build's summary, its warnings raised as UserWarnings so that a user sees them."""
-    for warning in built.get("warnings", []):
-        warnings.warn(warning, stacklevel=3)
-    return built
 

@@ -126,6 +126,7 @@ class CollectionManager:
         of one of its members' images. Each names a collection, `name` (its latest version) or
         `name:version`; the metadata's `exclusions` records what was left out and why.
         """
+        self.lake.require()
         check_name(name, "collection")
         if version is not None:
             check_name(version, "version")
@@ -327,6 +328,7 @@ class CollectionManager:
 
     def delete(self, name: str, version: str | None = None) -> list[str]:
         """Delete one version (None: the whole collection); `latest` moves back. The deleted versions."""
+        self.lake.require()
         with file_lock(self.lake.lake_lock("store"), shared=True), file_lock(self.lake.lock_path("collection", name)):
             targets = [self.resolve(name, version)] if version else \
                 [self._folder(name) / m["version"] for m in self.versions(name)]

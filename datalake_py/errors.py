@@ -34,6 +34,10 @@ class ConflictError(DatalakeError):
     status = 409
 
 
+class ReadOnlyError(ConflictError):
+    """The folder reads a published copy: nothing is written there but its database."""
+
+
 class AuthError(DatalakeError):
     """A server request without the right token."""
 

@@ -2,8 +2,8 @@
 copies of their assets), an in-memory Dataset, or pandas.
 
 Every row is kept, in order. A row's asset is looked up only inside `<lake>/assets` (see
-validation.StoreFiles); when it is not there, or is a symlink (never followed: the store file or
-one of its shard folders), the row keeps its `hash`, its `path` (and `image`) is null, and it
+validation.StoreFiles), or the `assets/` of the published copy a folder reads; when it is not
+there, or is a symlink (never followed: the store file or one of its shard folders), the row keeps its `hash`, its `path` (and `image`) is null, and it
 counts in `missing_assets`. Image bytes are copied as stored: never decoded, never re-encoded.
 
 Outputs are written outside the lake only, under a hidden name unique to the run beside them,
@@ -29,7 +29,7 @@ import xxhash
 import pyarrow.parquet as pq
 
 from .card import write_card
-from .catalog.validation import MissingAsset, StoreFiles, UnsafeAsset
+from .catalog.validation import MissingAsset, Store, UnsafeAsset, store_files
 from .errors import ConflictError, ValidationError
 from .lake import SOURCE_NAME, Lake
 from .progress import progress
@@ -55,7 +55,7 @@ NO_ASSET = (None, None, 0)
 Located = tuple[str | None, bytes | None, int]
 
 
-def _locate(store: StoreFiles, read_images: bool, digest: Any, relpath: Any) -> Located | None:
+def _locate(store: Store, read_images: bool, digest: Any, relpath: Any) -> Located | None:
     """(absolute path, image bytes if read, size) of a row's asset; NO_ASSET without one; None when missing
     or a symlink."""
     if not isinstance(digest, str) and not isinstance(relpath, str):
@@ -64,7 +64,7 @@ def _locate(store: StoreFiles, read_images: bool, digest: Any, relpath: Any) -> 
         if read_images and isinstance(relpath, str) and _is_image(relpath):
             path, f = store.open(digest, relpath)
             with f:
-                data = f.readall()
+                data = f.read()
             return path, data, len(data)
         path, size = store.size(digest, relpath)
         return path, None, size
@@ -84,7 +84,7 @@ class _Placed:
     hash); rows reference them relative to the folder. Without a folder (in-memory results, for
     this process only), rows reference the store files where they are."""
 
-    def __init__(self, store: StoreFiles, folder: Path | None):
+    def __init__(self, store: Store, folder: Path | None):
         self.store, self.folder = store, folder
         self.placed: dict[str, str] = {}  # hash: the path rows reference
         self.taken: set[str] = set()  # file names used, compared regardless of case
@@ -121,16 +121,18 @@ def _safe_stem(original: str) -> str:
     return stem
 
 
-def _link_or_copy(store: StoreFiles, digest: str, relpath: str, stored: str, target: Path) -> None:
+def _link_or_copy(store: Store, digest: str, relpath: str, stored: str, target: Path) -> None:
     """`target` as a hard link to the store file, which is made read-only first (a store file never
     changes), so that writing over the exported file cannot change the lake's; or a copy of its
-    bytes where that fails (another file system, no hard links, a store file of another user)."""
-    try:
-        _make_read_only(stored)
-        os.link(stored, target, follow_symlinks=False)
-        return
-    except OSError:
-        pass
+    bytes where that fails (another file system, no hard links, a store file of another user, an
+    object of a published copy)."""
+    if store.local:
+        try:
+            _make_read_only(stored)
+            os.link(stored, target, follow_symlinks=False)
+            return
+        except OSError:
+            pass
     try:
         _, source = store.open(digest, relpath)
     except (MissingAsset, UnsafeAsset):
@@ -152,7 +154,7 @@ class _Assets:
     """Resolves the assets of rows a batch at a time, counting missing ones and their bytes."""
 
     def __init__(self, lake: Lake, rows: pd.DataFrame, read_images: bool, folder: Path | None = None):
-        self.store, self.read_images = StoreFiles(lake), read_images
+        self.store, self.read_images = store_files(lake), read_images
         self.hashes, self.relpaths, self.names = (rows[c].tolist() if c in rows.columns else [None] * len(rows)
                                                   for c in ("hash", "path", SOURCE_NAME))
         self.placed = _Placed(self.store, folder)

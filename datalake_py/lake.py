@@ -11,8 +11,8 @@ from pathlib import Path
 
 import xxhash
 
-from .errors import LayoutError, NotFoundError, ValidationError
-from .fs import write_json_atomic
+from .errors import LayoutError, NotFoundError, ReadOnlyError, ValidationError
+from .fs import read_json, write_json_atomic
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 HASH_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -29,6 +29,7 @@ STAGES = ("incoming", "pending", "processing", "failed", "trash")
 # The layout of the lake's files, recorded in LAYOUT_FILE at its root: 1 (no file) kept an asset at
 # `assets/ab/cd/<hash>.<ext>`, 2 keeps it at `assets/ab/<hash>.<ext>`; `datalake migrate` brings 1 to 2.
 LAYOUT_FILE, LAYOUT_VERSION = "layout.json", 2
+COPY_RECORD = "published.json"
 STORE_FOLDERS = tuple(f"{i:02x}" for i in range(256))  # assets/<ab>/, all made at init
 LEGACY_ASSET_FOLDERS = re.compile(r"^([0-9a-f]{2})/[0-9a-f]{2}/")  # `ab/cd/` of layout 1; group 1: `ab`
 
@@ -121,6 +122,9 @@ class Lake:
         self.jobs = self.root / "jobs"
         self.locks = self.root / "locks"
         self.cache = self.root / "cache"  # made on demand from the lake's files (thumbnails): deleting it loses nothing
+        # In a folder that reads a published copy instead of holding a lake (publish/reader.py): which
+        # copy (url, endpoint_url) and the publish its database was last built from (publish_id, built_at)
+        self.copy_record = self.root / COPY_RECORD
 
     def stage(self, name: str) -> Path:
         assert name in STAGES
@@ -187,8 +191,22 @@ class Lake:
         """Record that the lake's files are in the current layout (a new lake, or a migrated one)."""
         write_json_atomic(self.layout_path, {"version": LAYOUT_VERSION})
 
-    def require(self) -> "Lake":
-        """Raise a clear error unless this lake has been initialised."""
+    def reads_copy(self) -> bool:
+        """Whether this folder reads a published copy rather than holding a lake."""
+        return self.copy_record.is_file()
+
+    def copy_source(self) -> dict[str, str | None]:
+        """The copy this folder reads: url, endpoint_url, publish_id (of the last build) and built_at."""
+        return read_json(self.copy_record)
+
+    def require(self, copy_ok: bool = False) -> "Lake":
+        """Raise a clear error unless this lake has been initialised; unless `copy_ok`, also when the
+        folder reads a published copy, which nothing writes to."""
+        if not copy_ok and self.reads_copy():
+            url = self.copy_source()["url"]
+            raise ReadOnlyError(f"{self.root} reads the published copy {url} and holds no lake of its own: "
+                                "make this change in the lake it was published from, publish it again, then "
+                                "run `datalake db update` here")
         if not self.schema_path.is_file():
             raise NotFoundError(
                 f"no lake at {self.root} (config/schema.yaml is missing); "

@@ -269,7 +269,7 @@ def default_schema() -> Schema:
 
 
 def load_schema(lake: Lake) -> Schema:
-    lake.require()
+    lake.require(copy_ok=True)
     return parse_schema(lake.schema_path.read_text(encoding="utf-8"), lake.schema_path)
 
 
@@ -285,6 +285,8 @@ def write_default_schema(lake: Lake) -> bool:
 def init_lake(base_path: str | Path) -> Lake:
     """Create the lake's folders and default rules; an existing lake is left as it is."""
     lake = Lake(base_path)
+    if lake.reads_copy():
+        lake.require()  # refused: the folder reads a published copy
     new = not lake.schema_path.is_file()
     lake.create()
     if new:

@@ -13,6 +13,8 @@ from PIL import Image
 
 from datalake import DatalakeClient
 
+pytest_plugins = ["s3_util"]  # the S3 server and bucket fixtures
+
 
 def image_bytes(seed: int, fmt: str = "PNG", size: tuple[int, int] = (24, 16)) -> bytes:
     """A small real image whose bytes differ for every seed below 24*16*256 (PNG)."""

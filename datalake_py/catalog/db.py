@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +70,26 @@ def run_dbt(lake: Lake, args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=dbt_env(lake), cwd=PROJECT_DIR)
 
 
-def _run_dbt_kept(lake: Lake, args: list[str], db_path: Path) -> str | None:
+def _run_dbt_kept(lake: Lake, args: list[str], db_path: Path, copy_vars: dict[str, str] | None = None) -> str | None:
     """Run a dbt command on `db_path` in the kept dbt process; None, or what went wrong.
 
     dbt runs in the database's folder and is given the file's bare name: dbt-duckdb reads its
     path as a URL, so a `?` or `#` in the lake's path would end it there."""
-    return DbtWorker.run(dbt_args(lake, args), dbt_vars(lake, Path(db_path.name)), cwd=db_path.parent)
+    env = {**dbt_vars(lake, Path(db_path.name)), **(copy_vars or {})}
+    return DbtWorker.run(dbt_args(lake, args), env, cwd=db_path.parent)
 
 
-def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) -> dict[str, Any]:
+def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False,
+             copy_vars: dict[str, str] | None = None) -> dict[str, Any]:
     """Build (or update) the database; its summary, or DbBuildError naming what failed.
 
     An update reads only the lake files that changed since the last build, and its tests check
     only the rows those add (macros/lake.sql). `full_refresh` builds everything again; `check_all`
     tests every row, and runs the project's unit tests too. The rules file is checked first, with
-    datalake's own parser: a bad one raises ConfigError naming the problem, and nothing is built."""
-    lake.require()
+    datalake's own parser: a bad one raises ConfigError naming the problem, and nothing is built.
+    `copy_vars` builds from a published copy instead (publish/reader.py): the environment of the
+    profile's `published` target."""
+    lake.require(copy_ok=copy_vars is not None)
     load_schema(lake)
     if "?" in str(lake.db_dir):
         raise ValidationError(f"the lake's path {str(lake.root)!r} has a '?', under which DuckDB cannot write "
@@ -99,20 +104,28 @@ def build_db(lake: Lake, full_refresh: bool = False, check_all: bool = False) ->
             shutil.copyfile(lake.db_path, work)
         (lake.dbt_target / "run_results.json").unlink(missing_ok=True)
         args = ["build", *([] if incremental else ["--full-refresh"]),
-                *(["--vars", "{check_all: true}"] if check_all else ["--exclude-resource-type", "unit_test"])]
+                *(["--vars", "{check_all: true}"] if check_all else ["--exclude-resource-type", "unit_test"]),
+                *(["--target", "published"] if copy_vars else [])]
         try:
-            error = _run_dbt_kept(lake, args, work)
+            error = _run_dbt_kept(lake, args, work, copy_vars)
             results = run_results(lake)
             failures = [_describe_failure(r, work) for r in results if r["status"] in ("fail", "error")]
             if error or failures:
                 detail = "\n  ".join(failures) or error[-2000:]
                 raise DbBuildError(f"dbt build failed; the database was left as it was:\n  {detail}")
-            warnings = [_describe_warning(r, work) for r in results if r["status"] == "warn"]
+            warning_lines = [_describe_warning(r, work) for r in results if r["status"] == "warn"]
             os.replace(work, lake.db_path)
         finally:
             work.unlink(missing_ok=True)
     return {"built_at": utc_now(), "seconds": round(time.monotonic() - started, 2),
-            "incremental": incremental, "nodes": len(results), "warnings": warnings, **db_info(lake)}
+            "incremental": incremental, "nodes": len(results), "warnings": warning_lines, **db_info(lake)}
+
+
+def warned(built: dict[str, Any]) -> dict[str, Any]:
+    """A build's summary, its warnings raised as UserWarnings so that a user sees them."""
+    for warning in built.get("warnings", []):
+        warnings.warn(warning, stacklevel=3)
+    return built
 
 
 def _can_update(path: Path) -> bool:
@@ -223,7 +236,8 @@ def generate_docs(lake: Lake) -> Path:
 
 def db_info(lake: Lake) -> dict[str, Any]:
     """Whether the database exists, its tables with row counts, and whether it is behind the lake:
-    an upload in the ledger it lacks, or a part file whose rows its catalog does not hold exactly."""
+    an upload in the ledger it lacks, or a part file whose rows its catalog does not hold exactly.
+    A folder reading a published copy has no lake files to compare with: `behind` is left out."""
     in_lake = sorted(p.stem for p in lake.upload_ledger.glob("*.parquet"))
     if not lake.db_path.exists():
         return {"path": str(lake.db_path), "exists": False, "behind": True, "uploads_in_lake": len(in_lake),
@@ -236,11 +250,13 @@ def db_info(lake: Lake) -> dict[str, Any]:
         in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
         held = dict(con.execute("select _file, num_rows from part_files").fetchall()) \
             if "part_files" in tables else {}
-    missing = [u for u in in_lake if u not in in_db]
     stat = lake.db_path.stat()
-    return {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,
-            "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
-            "tables": counts, "uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
+    info = {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,
+            "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)), "tables": counts}
+    if lake.reads_copy():
+        return info
+    missing = [u for u in in_lake if u not in in_db]
+    return {**info, "uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
             "behind": bool(missing) or _part_rows(lake) != held}
 
 

@@ -3,11 +3,13 @@
 A row's `path` is only ever resolved inside `<lake>/assets`, and only when it is the store path
 of its own `hash` (`ab/<hash>.<ext>`); any other path counts as missing and is never touched.
 Symlinks in the store are never followed: a store file that is one, or that sits in a shard
-folder (`ab`) that is one, is unsafe, and its bytes are never read.
+folder (`ab`) that is one, is unsafe, and its bytes are never read. In a folder reading a published
+copy (publish/reader.py), the store is the copy's `assets/`, read through s3fs (CopyStoreFiles).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -15,7 +17,7 @@ import re
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import pandas as pd
 import xxhash
@@ -24,6 +26,7 @@ from ..errors import DatalakeError, ValidationError
 from ..fs import LinkRefused, NotRegularFile, open_regular
 from ..lake import Lake, asset_relpath
 from ..progress import progress
+from ..publish.target import check_endpoint, open_store, parse_target
 from ..upload.assets import CHUNK
 from . import db
 
@@ -43,11 +46,13 @@ class UnsafeAsset(Exception):
 
 def asset_file(lake: Lake, digest: Any, relpath: Any) -> str | None:
     """The store file of a row's asset, or None unless `relpath` is `ab/<digest>.<ext>` for its `digest`."""
-    if not isinstance(digest, str) or not isinstance(relpath, str) or not ASSET_PATH.fullmatch(relpath):
-        return None
-    if relpath != asset_relpath(digest, relpath.rsplit(".", 1)[1]):
-        return None
-    return os.path.join(lake.assets, relpath)
+    return os.path.join(lake.assets, relpath) if is_store_path(digest, relpath) else None
+
+
+def is_store_path(digest: Any, relpath: Any) -> bool:
+    """Whether `relpath` is `ab/<digest>.<ext>`, the store path of the asset `digest`."""
+    return isinstance(digest, str) and isinstance(relpath, str) and bool(ASSET_PATH.fullmatch(relpath)) \
+        and relpath == asset_relpath(digest, relpath.rsplit(".", 1)[1])
 
 
 def open_nofollow(path: str | Path) -> BinaryIO:
@@ -61,12 +66,11 @@ def open_nofollow(path: str | Path) -> BinaryIO:
     return open(fd, "rb", buffering=0)
 
 
-def file_digest(path: str | Path) -> str:
-    """The xxh3-128 hex digest of a file's bytes, read in chunks; a symlink is refused (UnsafeAsset)."""
+def stream_digest(f: BinaryIO) -> str:
+    """The xxh3-128 hex digest of what is left to read of `f`, read in chunks."""
     hasher = xxhash.xxh3_128()
-    with open_nofollow(path) as f:
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
+    while chunk := f.read(CHUNK):
+        hasher.update(chunk)
     return hasher.hexdigest()
 
 
@@ -76,6 +80,8 @@ class StoreFiles:
     Each shard folder is checked once per instance (one export or validation): exports reach
     thousands of files in a few hundred folders.
     """
+
+    local = True  # its files are paths of this machine: an export may hard-link them
 
     def __init__(self, lake: Lake):
         self.lake = lake
@@ -124,6 +130,53 @@ class StoreFiles:
         return DatalakeError(f"cannot read asset {os.path.join(self.lake.assets, relpath)}: {exc.strerror}")
 
 
+class CopyStoreFiles:
+    """The store files of rows' assets in the published copy a folder reads: `s3://…/assets/ab/<hash>.<ext>`
+    objects, read through s3fs; a row's path is checked as StoreFiles checks it (the object store
+    has no symlinks). The same methods as StoreFiles; the store's failures are OSErrors, as there."""
+
+    local = False  # its files are no paths of this machine's: an export copies their bytes
+
+    def __init__(self, lake: Lake):
+        source = lake.copy_source()
+        self.target = parse_target(source["url"])
+        self.fs = open_store(check_endpoint(source["endpoint_url"]))
+
+    def path(self, digest: Any, relpath: Any) -> str:
+        if not is_store_path(digest, relpath):
+            raise MissingAsset(relpath)
+        return f"s3://{self.target.path('assets/' + relpath)}"
+
+    def size(self, digest: Any, relpath: Any) -> tuple[str, int]:
+        path = self.path(digest, relpath)
+        with _missing_when_absent(path):
+            return path, int(self.fs.size(path))
+
+    def open(self, digest: Any, relpath: Any) -> tuple[str, BinaryIO]:
+        path = self.path(digest, relpath)
+        with _missing_when_absent(path):
+            return path, self.fs.open(path, "rb")
+
+    def unreadable(self, relpath: str, exc: OSError) -> DatalakeError:
+        return DatalakeError(f"cannot read asset {self.target.url}/assets/{relpath}: {exc}")
+
+
+@contextlib.contextmanager
+def _missing_when_absent(path: str) -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise MissingAsset(path) from None
+
+
+Store = StoreFiles | CopyStoreFiles
+
+
+def store_files(lake: Lake) -> Store:
+    """The store files of the lake, or of the published copy the folder reads."""
+    return CopyStoreFiles(lake) if lake.reads_copy() else StoreFiles(lake)
+
+
 def _distinct_assets(lake: Lake, rows: pd.DataFrame | None) -> list[tuple[Any, Any]]:
     """(hash, path) of each distinct asset, sorted so that a seed always picks the same sample."""
     if rows is None:
@@ -138,14 +191,15 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _check(store: StoreFiles, digest: Any, relpath: Any, deep: bool) -> str:
+def _check(store: Store, digest: Any, relpath: Any, deep: bool) -> str:
     """`ok`, `missing`, `mismatched` or `symlinks` (never followed) for one asset."""
     try:
         if not deep:
             store.size(digest, relpath)
             return "ok"
-        path = store.path(digest, relpath)
-        return "ok" if file_digest(path) == digest else "mismatched"
+        _, f = store.open(digest, relpath)
+        with f:
+            return "ok" if stream_digest(f) == digest else "mismatched"
     except MissingAsset:
         return "missing"
     except UnsafeAsset:
@@ -171,7 +225,7 @@ def validate_assets(lake: Lake, rows: pd.DataFrame | None = None, sample_percent
     chosen = assets if size == len(assets) else random.Random(seed).sample(assets, size)
     found: dict[str, list[str]] = {"missing": [], "mismatched": [], "symlinks": []}
     counts = dict.fromkeys(found, 0)
-    store = StoreFiles(lake)
+    store = store_files(lake)
     with ThreadPoolExecutor(READERS) as pool, \
             progress(total=size, desc="validate", unit="asset") as bar:
         for start in range(0, size, BATCH):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -22,16 +23,40 @@ def update(ctx: typer.Context, full_refresh: bool = typer.Option(False, "--full-
                                                                   help="Rebuild everything, not only what is new."),
            target: str = typer.Option("duckdb", "--target",
                                       help="duckdb (the database searches read) or spark (the same marts on a "
-                                           "local pyspark: datalake[spark] and a Java runtime).")) -> None:
-    """Run `dbt build`: the database catches up with the catalog; failing tests are named."""
+                                           "local pyspark: datalake[spark] and a Java runtime)."),
+           source: Optional[str] = typer.Option(None, "--from", help="s3://bucket/prefix: build the database from "
+                                                "this published copy, into a new or empty --base-path folder that "
+                                                "reads it from then on."),
+           endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url",
+                                                      help="With --from: an S3-compatible server's URL (default: AWS).")) -> None:
+    """Run `dbt build`: the database catches up with the catalog (or the published copy the folder
+    reads); failing tests are named."""
     with warnings_printed():
-        info = client_for(ctx).build_db(full_refresh, target)
+        if source is not None or endpoint_url is not None:
+            info = _build_from_copy(ctx, source, endpoint_url, full_refresh, target)
+        else:
+            info = client_for(ctx).build_db(full_refresh, target)
+        if "published" in info:
+            typer.echo(f"Read the publish {info['published']['publish_id']} of {info['published']['url']}.")
         if target == "spark":
             typer.echo(f"Built on Spark in {info['seconds']} s: {info['nodes']} models and tests, tables in "
                        f"{info['warehouse']}")
             return
         tables = ", ".join(f"{t} {n}" for t, n in info["tables"].items())
         typer.echo(f"Database built in {info.get('seconds', '?')} s: {info['path']} ({tables})")
+
+
+def _build_from_copy(ctx: typer.Context, source: str | None, endpoint_url: str | None, full_refresh: bool,
+                     target: str) -> dict:
+    """`db update --from`: the --base-path folder made (or kept) a reader of the copy, its database built
+    (as DatalakeClient.from_published does)."""
+    from ..catalog.db import warned
+    from ..lake import Lake
+    from ..publish.reader import build_from_copy
+
+    if target != "duckdb":
+        raise typer.BadParameter("a published copy builds a DuckDB database: leave out --target", param_hint="--from")
+    return warned(build_from_copy(Lake(ctx.find_root().obj.base_path), source, endpoint_url, full_refresh))
 
 
 @app.command("check")

@@ -66,6 +66,7 @@ def index_fingerprints(lake: Lake, num_proc: int, stop: threading.Event | None =
     ConflictError if another run is under way on this lake. Setting `stop` ends the run after the
     part being made; the rest is left for the next run.
     """
+    lake.require()
     with storage_errors("indexing fingerprints"), file_lock(lake.lake_lock("fingerprints"), blocking=False) as held:
         if held is None:
             raise ConflictError("fingerprints of this lake are being indexed already (by another process or job); "

@@ -57,6 +57,7 @@ def publish(lake: Lake, target_url: str, endpoint_url: str | None = None,
     """Copy the lake's catalog, ledger, collections, assets, rules and layout under `target_url`
     (`s3://bucket/prefix`), then write the manifest naming them; with `glue_database`, register
     the catalog as a partitioned table there (`<glue_database>.catalog`)."""
+    lake.require()
     target, endpoint_url = parse_target(target_url), check_endpoint(endpoint_url)
     if glue_database is not None:
         check_glue_database(glue_database)

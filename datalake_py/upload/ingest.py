@@ -270,6 +270,7 @@ class BatchConverter:
 
 def stage_upload(lake: Lake, data_source: Any, request: UploadRequest, num_proc: int = 1) -> dict[str, Any]:
     """Validate and stage one upload; returns its manifest. On any error nothing is left in the lake."""
+    lake.require()
     request.validate(lake)
     source = open_source(data_source)
     upload_id = new_upload_id()
