@@ -43,7 +43,10 @@ SOURCE_NAME = "_source_name"
 LINEAGE_COLUMNS = ("_upload_id", "_uploaded_by", "_uploaded_at", SOURCE_NAME)
 LAKE_ROW_MARKERS = ("_upload_id", "_uploaded_by", "_uploaded_at")  # every row out of the lake carries these
 BUILD_COLUMNS = ("row_id", "_file", "_build")  # added by the database build
-LAKE_COLUMNS = PARTITION_COLUMNS + ASSET_COLUMNS + LINEAGE_COLUMNS + BUILD_COLUMNS
+# In a part a retraction rewrote, each row's number in the part as its upload wrote it, so that the
+# rows left keep their row ids (`<upload_id>:<number>`); no other part has it
+ROW_NUMBER = "_row_number"
+LAKE_COLUMNS = PARTITION_COLUMNS + ASSET_COLUMNS + LINEAGE_COLUMNS + BUILD_COLUMNS + (ROW_NUMBER,)
 READER_COLUMNS = ("file_row_number",)  # DuckDB adds it when the build reads the part files
 
 

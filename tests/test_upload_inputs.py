@@ -25,8 +25,9 @@ from datalake.cli import app
 
 OCR_META = {"lang": "ko", "src": "real"}
 LAKE_COLUMNS_TEXT = ("is one of the lake's own columns (provider, dataset, task, variant, hash, path, _upload_id, "
-                     "_uploaded_by, _uploaded_at, _source_name, row_id, _file, _build), which the lake writes itself; rename it (rows "
-                     "that came out of the lake, with all of _upload_id, _uploaded_by, _uploaded_at, may carry them)")
+                     "_uploaded_by, _uploaded_at, _source_name, row_id, _file, _build, _row_number), which the lake "
+                     "writes itself; rename it (rows that came out of the lake, with all of _upload_id, _uploaded_by, "
+                     "_uploaded_at, may carry them)")
 
 
 def refused(client: DatalakeClient, error: type[Exception], text: str, call) -> str:
@@ -56,7 +57,7 @@ def cli_refused(client: DatalakeClient, text: str, *args: str) -> None:
 
 
 @pytest.mark.parametrize("column", ["provider", "dataset", "_upload_id", "_uploaded_by", "row_id", "_file", "_build",
-                                    "Provider", "PATH"])
+                                    "_Row_Number", "Provider", "PATH"])
 def test_user_data_naming_a_lake_column_is_refused(client, tmp_path, column):
     frame = pd.DataFrame({"text": ["a", "b"], column: ["x", "y"]})
     refused(client, ValidationError, f"column {column!r} {LAKE_COLUMNS_TEXT}",

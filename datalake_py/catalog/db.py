@@ -130,14 +130,16 @@ def warned(built: dict[str, Any]) -> dict[str, Any]:
 
 def _can_update(path: Path) -> bool:
     """Whether the database at `path` can be updated rather than built again: it exists, its builds
-    record what they change (databases made by datalake 0.2 and earlier do not), and its partitions
-    count their bytes (those made by 0.3 do not)."""
+    record what they change (databases made by datalake 0.2 and earlier do not), its partitions
+    count their bytes (those made by 0.3 do not), and its part files record their last row number
+    (those made before retraction do not)."""
     if not path.exists():
         return False
     with open_db(path) as con:
         return con.execute(
             "select count(*) from information_schema.columns where (table_schema, table_name, column_name) "
-            "in (('lake_build', 'builds', 'build'), ('main', 'partitions', 'bytes'))").fetchone()[0] == 2
+            "in (('lake_build', 'builds', 'build'), ('main', 'partitions', 'bytes'), "
+            "('main', 'part_files', 'last_row_number'))").fetchone()[0] == 3
 
 
 def run_results(lake: Lake, target: Path | None = None) -> list[dict[str, Any]]:

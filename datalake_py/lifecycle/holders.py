@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..fs import atomic_path, read_json
-from ..lake import DATA_FILE, MANIFEST_FILE, MEMBERS_FILE, PART_FILES, Lake, Partition
+from ..lake import DATA_FILE, MANIFEST_FILE, MEMBERS_FILE, PART_FILES, ROW_NUMBER, Lake, Partition
 from ..processing.processor import manifest_partition
 from .selection import Selection
 
@@ -85,8 +85,9 @@ def selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Selection
 
 def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Selection) -> int:
     """Rewrite `file` without the rows the selection takes (atomically, same schema, order and
-    permissions); the rows dropped. A part left without rows goes, and so do its partition folders
-    left empty; members stay, with no rows. Running it again drops nothing more."""
+    permissions; a part's rows numbered as their upload wrote them, ROW_NUMBER); the rows dropped.
+    A part left without rows goes, and so do its partition folders left empty; members stay, with
+    no rows. Running it again drops nothing more."""
     if not file.path.exists():  # a run killed after removing it may have left its folders
         if file.kind == "part":
             remove_empty_partition(file.path.parent)
@@ -102,7 +103,10 @@ def drop_selected(con: duckdb.DuckDBPyConnection, file: RowFile, selection: Sele
     if keep or file.kind != "part":
         mode = os.stat(file.path).st_mode & 0o777
         with atomic_path(file.path) as tmp:
-            pq.write_table(whole.read().take(pa.array(keep, pa.int64())), tmp, compression="zstd")
+            kept = whole.read().take(pa.array(keep, pa.int64()))
+            if file.kind == "part" and ROW_NUMBER not in kept.column_names:  # else kept from a rewrite before
+                kept = kept.append_column(ROW_NUMBER, pa.array(keep, pa.int64()))
+            pq.write_table(kept, tmp, compression="zstd")
             os.chmod(tmp, mode)
     else:
         file.path.unlink()

@@ -1,4 +1,5 @@
-{# One row per part file the catalog holds, with its partition, upload and rows: what builds
+{# One row per part file the catalog holds, with its partition, upload, rows and the number of its
+   last row in its row ids (more than num_rows - 1 in a part a retraction rewrote): what builds
    compare with the lake's part files, and what partitions and collection_members count from.
    Incremental: the rows of the part files this build read or dropped. #}
 {{ config(materialized=lake_incremental(), incremental_strategy='lake_files', read_by='catalog') }}
@@ -12,6 +13,7 @@ select
     variant,
     {{ part_path_field('_file', 'upload_id') }} as upload_id,
     count(*) as num_rows,
+    max(cast(split_part(row_id, ':', 2) as bigint)) as last_row_number,
     max(_uploaded_at) as last_upload_at
 from {{ ref('catalog') }}
 {%- if is_incremental() %}

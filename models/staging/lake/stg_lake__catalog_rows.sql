@@ -1,6 +1,7 @@
 {# One row per row of the part files this build reads (new or replaced ones; every one in a full
    build), with its partition and part file (_file) from the part's path, and a stable row_id (the
-   upload id in the part's name, the row's number in the part). These columns are the lake's (and
+   upload id in the part's name, the row's number in the part as its upload wrote it: a part a
+   retraction rewrote keeps that number in `_row_number`). These columns are the lake's (and
    the catalog's `_build`): a part's own column of the same name, in any case, is left out. The
    file name column gets a name no part uses, so a user's `filename` or `_file` column is no
    trouble. With no such files, an empty view of the lake's columns, as _lake__models.yml declares. #}
@@ -14,9 +15,10 @@
 {%- if 'file_row_number' in lowered -%}{{ refuse_file_row_number_column(files) }}{%- endif -%}
 {%- set file = unused_name('_file', lowered) %}
 {%- set left_out = [] %}
-{%- for column in columns if column | lower in partition + ["row_id", "_file", "_build"] %}{% do left_out.append(column) %}{% endfor %}
+{%- for column in columns if column | lower in partition + ["row_id", "_file", "_build", "_row_number"] %}{% do left_out.append(column) %}{% endfor %}
 select
-    {{ part_path_field(file, 'upload_id') }} || ':' || file_row_number as row_id,
+    {{ part_path_field(file, 'upload_id') }} || ':' ||
+    {{- ' coalesce(_row_number, file_row_number)' if '_row_number' in lowered else ' file_row_number' }} as row_id,
     {%- for key in partition %}
     {{ part_path_field(file, key) }} as {{ key }},
     {%- endfor %}
