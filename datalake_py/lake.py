@@ -207,9 +207,9 @@ class Lake:
         folder reads a published copy, which nothing writes to."""
         if not copy_ok and self.reads_copy():
             url = self.copy_source()["url"]
-            raise ReadOnlyError(f"{self.root} reads the published copy {url} and holds no lake of its own: "
-                                "make this change in the lake it was published from, publish it again, then "
-                                "run `datalake db update` here")
+            raise ReadOnlyError(f"{self.root} reads the published copy {url} and holds no lake of its own, which "
+                                "this needs: make changes in the lake it was published from, publish it again, "
+                                "then run `datalake db update` here")
         if not self.schema_path.is_file():
             raise NotFoundError(
                 f"no lake at {self.root} (config/schema.yaml is missing); "

@@ -58,7 +58,7 @@ def test_a_database_built_from_the_copy_holds_what_the_lakes_own_holds(published
     record = json.loads((tmp_path / "copy" / "published.json").read_text())
     assert record["url"] == url and record["publish_id"] and record["built_at"]
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == [
-        "config", "db", "layout.json", "locks", "logs", "published.json"]
+        "collections", "config", "db", "layout.json", "locks", "logs", "published.json"]
     assert (tmp_path / "copy" / "config" / "schema.yaml").read_bytes() == lake.lake.schema_path.read_bytes()
     info = copy.get_db_info()
     assert info["behind"] is False and info["newest_publish_id"] == record["publish_id"]
@@ -83,6 +83,24 @@ def test_search_export_and_validation_read_the_assets_from_the_copy(published, t
 
     report = copy.validate_assets(deep=True)
     assert (report["total"], report["missing_count"], report["mismatch_count"]) == (12, 0, 0)
+
+
+def test_collections_load_export_and_verify_from_the_copy(published, tmp_path):
+    lake, url, endpoint, _ = published
+    copy = DatalakeClient.from_published(url, tmp_path / "copy", endpoint_url=endpoint)
+    assert copy.collection_manager.list_collections() == lake.collection_manager.list_collections()
+    frozen = lake.load_collection("train").to_pandas()
+    assert copy.load_collection("train").to_pandas().equals(frozen)
+    assert copy.verify_collection("train")["ok"]
+    copy.export_collection("train", output_path=tmp_path / "train", format="parquet")
+    lake.export_collection("train", output_path=tmp_path / "train-lake", format="parquet")
+    exported = pd.read_parquet(tmp_path / "train" / "data.parquet")
+    assert len(exported) == 8 and exported.equals(pd.read_parquet(tmp_path / "train-lake" / "data.parquet"))
+
+    lake.delete_collection("train")
+    lake.publish(url, endpoint_url=endpoint)
+    copy.build_db()
+    assert copy.collection_manager.list_collections() == [] and not list((tmp_path / "copy").glob(".collections*"))
 
 
 def _undecoded():

@@ -1,11 +1,12 @@
 """A folder that reads a published copy (`datalake db update --from s3://bucket/prefix`).
 
-It holds no lake of its own: the copy's rules and layout record (config/schema.yaml, layout.json,
-as the publish it was last built from has them), the record of the copy it reads
-(`published.json`: url, endpoint_url, publish_id, built_at), and the database dbt-duckdb builds
-from the copy, with its locks and logs. A client opened on the folder searches, queries, counts
-and exports from that database, reading assets from the copy (catalog/validation.CopyStoreFiles);
-whatever writes to a lake is refused there (ReadOnlyError).
+It holds no lake of its own: the copy's rules, layout record and collections (config/schema.yaml,
+layout.json, collections/, as the publish it was last built from has them), the record of the
+copy it reads (`published.json`: url, endpoint_url, publish_id, built_at), and the database
+dbt-duckdb builds from the copy, with its locks and logs. A client opened on the folder searches,
+queries, counts and exports from that database, and loads, exports and verifies collections,
+reading assets from the copy (catalog/validation.CopyStoreFiles); whatever writes to a lake is
+refused there (ReadOnlyError).
 
 Each build reads the newest complete publish: the one `_manifests/latest` names, its objects only
 (copy_files.CopyFiles). Builds after the first are incremental, as on a lake.
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any
 
 from ..catalog import db
 from ..errors import ConflictError, LayoutError, ValidationError
 from ..fs import file_lock, write_bytes_atomic, write_json_atomic
-from ..lake import LAYOUT_FILE, LAYOUT_VERSION, Lake
-from .copy_files import newest_publish, open_copy
+from ..lake import LAYOUT_FILE, LAYOUT_VERSION, Lake, check_name
+from .copy_files import CopyFiles, newest_publish, open_copy
 from .files import ROOT_FILES
 from .target import check_endpoint, open_store, parse_target, store_errors
 
@@ -46,10 +48,13 @@ def build_from_copy(lake: Lake, url: str | None = None, endpoint_url: str | None
             write_json_atomic(lake.copy_record, {**source, "publish_id": None, "built_at": None})
         for key, content in rules.items():
             write_bytes_atomic(lake.root / key, content)
-    copy_vars = {"DATALAKE_HOME": target.url, "DATALAKE_S3_ENDPOINT": endpoint_url or "",
+    # the AWS settings as they are now: dbt runs in a process kept from an earlier build
+    copy_vars = {**{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+                 "DATALAKE_HOME": target.url, "DATALAKE_S3_ENDPOINT": endpoint_url or "",
                  "DATALAKE_PUBLISH_ID": publish_id}
     with store_errors(target):
         built = db.build_db(lake, full_refresh, check_all, copy_vars)
+        _take_collections(lake, files)
     record = {**source, "publish_id": publish_id, "built_at": built["built_at"]}
     write_json_atomic(lake.copy_record, record)
     return {**built, "published": record}
@@ -84,6 +89,28 @@ def _source(lake: Lake, url: str | None, endpoint_url: str | None) -> dict[str, 
         raise ConflictError(f"{lake.root} holds other files; build from a published copy into a new or empty "
                             "folder")
     return {"url": parse_target(url).url, "endpoint_url": check_endpoint(endpoint_url)}
+
+
+def _take_collections(lake: Lake, files: CopyFiles) -> None:
+    """The copy's collections/ as the publish has them, in place of the folder's: written beside it,
+    then swapped in (a kill in between leaves no collections/, which the next build brings back).
+    Each part of a key must be a name (lake.check_name) before it becomes a path."""
+    name = lake.collections.name  # the same key in the copy as in a lake
+    prefix = files.target.path(f"{name}/")
+    work, old = lake.root / f".{name}.new", lake.root / f".{name}.old"
+    for leftover in (work, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    work.mkdir()
+    for path in sorted(p for p in files.files if p.startswith(prefix)):
+        parts = path[len(prefix):].split("/")
+        for part in parts:
+            check_name(part, "collection file")
+        (work / "/".join(parts[:-1])).mkdir(parents=True, exist_ok=True)
+        (work / "/".join(parts)).write_bytes(files.cat_file(path))
+    if lake.collections.exists():
+        os.replace(lake.collections, old)
+    os.replace(work, lake.collections)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_layout(content: bytes, url: str) -> None:
