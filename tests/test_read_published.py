@@ -210,3 +210,8 @@ def test_an_object_replaced_since_its_manifest_stops_the_build_by_name(published
     assert result.exit_code == 1
     assert "changed since the publish the build reads" in result.output and "run the build again" in result.output
     assert not (tmp_path / "copy" / "db" / "catalog.duckdb").exists()
+
+    fs.pipe_file(part, fs.cat_file(part)[:-4])  # as published again, then a collection's `latest` of the same size
+    fs.pipe_file(f"{url[5:]}/collections/train/latest", b"v9\n")
+    with pytest.raises(ConflictError, match=r"collections/train/latest changed since the publish the build reads"):
+        DatalakeClient.from_published(url, tmp_path / "copy", endpoint_url=endpoint)

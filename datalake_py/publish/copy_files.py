@@ -5,7 +5,8 @@ answers `s3://` paths (the copy's own URLs, which the database keeps in `_file`)
 the publish's manifest names, and only those. A build that reads through it sees one whole
 publish: objects a later publish is sending, or one that was killed left, are not listed. The
 bytes come from the object store (s3fs); an object whose size is not the manifest's (replaced in
-place by a later publish) is refused rather than read.
+place by a later publish) is refused rather than read, and so is a file read whole (`content`)
+whose hash is not.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+import xxhash
 from fsspec import AbstractFileSystem
 
-from ..errors import NotFoundError
+from ..errors import ConflictError, NotFoundError
 from .manifest import LATEST, Entry, manifest_key
 from .target import PublishError, Target
 
@@ -62,6 +64,14 @@ class CopyFiles(AbstractFileSystem):
     def modified(self, path: str) -> datetime:
         self.info(path)
         return self.completed_at
+
+    def content(self, path: str) -> bytes:
+        """The whole object at `path`, checked against the manifest's size and hash."""
+        path = self._strip_protocol(path)
+        entry, data = self.files[path], self.store.cat_file(path)
+        if len(data) != entry.size or xxhash.xxh3_128_hexdigest(data) != entry.hash:
+            raise ConflictError(f"s3://{path} {CHANGED.format(self.publish_id)}")
+        return data
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":

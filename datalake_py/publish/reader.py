@@ -39,7 +39,7 @@ def build_from_copy(lake: Lake, url: str | None = None, endpoint_url: str | None
         store = open_store(endpoint_url)
         publish_id = newest_publish(store, target)
         files = open_copy(store, target, publish_id)
-        rules = {key: files.cat_file(target.path(key)) for key in ROOT_FILES}
+        rules = {key: files.content(target.path(key)) for key in ROOT_FILES}
     _check_layout(rules[LAYOUT_FILE], target.url)
     for folder in (lake.config_dir, lake.db_dir, lake.locks, lake.logs):
         folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def _take_collections(lake: Lake, files: CopyFiles) -> None:
         for part in parts:
             check_name(part, "collection file")
         (work / "/".join(parts[:-1])).mkdir(parents=True, exist_ok=True)
-        (work / "/".join(parts)).write_bytes(files.cat_file(path))
+        (work / "/".join(parts)).write_bytes(files.content(path))
     if lake.collections.exists():
         os.replace(lake.collections, old)
     os.replace(work, lake.collections)

@@ -16,7 +16,8 @@ NO_SECRETS = "give credentials through the AWS settings (env vars, profile files
 
 
 class PublishError(DatalakeError):
-    """The object store refused or failed the work; what was uploaded stays, a run again goes on from it."""
+    """The object store refused or failed the work (a publish, or reading a copy); what a publish
+    uploaded stays, a run again goes on from it."""
 
     status = 502
 
@@ -103,5 +104,5 @@ def _translated(exc: Exception, target: Target) -> DatalakeError:
                             "the bucket's policy")
     if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():
         return NotFoundError(f"the bucket {target.bucket!r} does not exist: create it first")
-    return PublishError(f"the object store failed while publishing to {target.url}: {name}: {exc}; "
-                        "run the publish again once it is fixed (what was uploaded is kept)")
+    return PublishError(f"the object store failed at {target.url}: {name}: {exc}; run the command again once "
+                        "it is fixed (a publish keeps what it has uploaded)")
