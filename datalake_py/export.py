@@ -3,8 +3,8 @@ copies of their assets), an in-memory Dataset, or pandas.
 
 Every row is kept, in order. A row's asset is looked up only inside `<lake>/assets` (see
 validation.StoreFiles), or the `assets/` of the published copy a folder reads; when it is not
-there, or is a symlink (never followed: the store file or one of its shard folders), the row keeps its `hash`, its `path` (and `image`) is null, and it
-counts in `missing_assets`. Image bytes are copied as stored: never decoded, never re-encoded.
+there, or is a symlink (never followed: the store file or one of its shard folders), the row
+keeps its `hash`, its `path` (and `image`) is null, and it counts in `missing_assets`. Image bytes are copied as stored: never decoded, never re-encoded.
 
 Outputs are written outside the lake only, under a hidden name unique to the run beside them,
 and renamed into place: nothing else the user has is touched.

@@ -43,7 +43,7 @@ def build_from_copy(lake: Lake, url: str | None = None, endpoint_url: str | None
     _check_layout(rules[LAYOUT_FILE], target.url)
     for folder in (lake.config_dir, lake.db_dir, lake.locks, lake.logs):
         folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(lake.lake_lock("build")):  # the build takes it again: the rules stay as it read them
+    with file_lock(lake.lake_lock("build")):  # not under a build of this folder that is reading them
         if not lake.reads_copy():
             write_json_atomic(lake.copy_record, {**source, "publish_id": None, "built_at": None})
         for key, content in rules.items():
