@@ -45,6 +45,31 @@ def _children() -> list[int]:
     return found
 
 
+def descendants_rss() -> int:
+    """The resident memory (bytes) this process's descendants hold now, summed (a Spark build's dbt
+    process and the JVM it starts among them); 0 without /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    ours, grew = {os.getpid()}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= found
+        grew = bool(found)
+    total = 0
+    for pid in ours - {os.getpid()}:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += sum(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def reset_children_peak_rss() -> None:
     """Start the peak memory of this process's children again from their current use."""
     for pid in _children():

@@ -347,6 +347,8 @@ def show(value: float | None, unit: str) -> str:
         return "n/a"
     if unit in ("s", "GiB"):
         return f"{value:.2f} {unit}"
+    if unit == "MB/s":
+        return f"{value:,.1f} {unit}"
     return f"{value * 1000:.1f} ms" if unit == "ms" else f"{value:,.0f} {unit}"
 
 
@@ -355,7 +357,7 @@ def print_table(figures: list[tuple[str, str, float | None, float | None, str, f
     lines = [("figure", "datalake", "baseline", "", "target", "ok?")]
     for name, unit, ours, baseline, against, limit, target in figures:
         lines.append((name, show(ours, unit), show(baseline, unit), against, target,
-                      verdict(ours, baseline, limit, higher_is_better=unit == "rows/s")))
+                      verdict(ours, baseline, limit, higher_is_better=unit.endswith("/s"))))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     print()
     for n, line in enumerate(lines):
