@@ -347,7 +347,7 @@ def show(value: float | None, unit: str) -> str:
         return "n/a"
     if unit in ("s", "GiB"):
         return f"{value:.2f} {unit}"
-    if unit == "MB/s":
+    if unit in ("MB", "MB/s"):
         return f"{value:,.1f} {unit}"
     return f"{value * 1000:.1f} ms" if unit == "ms" else f"{value:,.0f} {unit}"
 
