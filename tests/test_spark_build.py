@@ -17,7 +17,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
+import xxhash
 from typer.testing import CliRunner
+
+from conftest import image_bytes, process
 
 from datalake import DatalakeClient
 from datalake.catalog.db import PROJECT_DIR
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.skipif(
     reason="the Spark build needs a Java runtime: `make test` installs one (apt-get install default-jre-headless)")
 
 MARTS = sorted(path.stem for path in (PROJECT_DIR / "models" / "marts").glob("*.sql"))
+PARTS = 100  # one-row uploads added to the demo lake
 
 # Reads the marts the spark target built: the metastore and warehouse it keeps under the lake's
 # db/spark/ (profiles/profiles.yml), each mart saved as a pandas pickle.
@@ -74,10 +78,26 @@ def fingerprint(frame: pd.DataFrame) -> tuple[int, str]:
     return len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
+def many_parts_and_a_rewritten_one(client: DatalakeClient) -> None:
+    """Add to the lake more part files than the names of which fit in 32,700 characters (Spark's
+    metastore keeps no longer view text) at this path, and a part a retraction rewrote, whose rows
+    keep their numbers (`_row_number`)."""
+    for seed in range(PARTS):
+        client.upload_raw(pd.DataFrame({"image": [image_bytes(1000 + seed)]}), provider="huggingface",
+                          dataset="many", license="CC0-1.0")
+    client.upload_raw(pd.DataFrame({"image": [image_bytes(s) for s in (2000, 2001, 2002)]}), provider="huggingface",
+                      dataset="trio", license="CC0-1.0")
+    process(client)
+    client.retract(hashes=[xxhash.xxh3_128_hexdigest(image_bytes(2001))], reason="a rewritten part")
+
+
 def test_spark_builds_every_mart_with_the_rows_duckdb_builds(demo_lake, tmp_path):
-    lake = tmp_path / "lake"
+    lake = tmp_path / ("lake-" + "x" * 200)
     shutil.copytree(demo_lake, lake)
     client = DatalakeClient(user_id="demo", base_path=lake)
+    many_parts_and_a_rewritten_one(client)
+    parts = list((lake / "catalog").rglob("part-*.parquet"))
+    assert sum(len(str(p)) for p in parts) > 32_700
     client.build_db(full_refresh=True)  # one build, as Spark's: the catalog's `_build` is 1 in both
     out = tmp_path / "spark-out"
     out.mkdir()
@@ -92,4 +112,4 @@ def test_spark_builds_every_mart_with_the_rows_duckdb_builds(demo_lake, tmp_path
         duckdb_marts = {mart: fingerprint(con.execute(f"select * from main.{mart}").df()) for mart in MARTS}
     spark_marts = {mart: fingerprint(pd.read_pickle(out / f"{mart}.pkl")) for mart in MARTS}
     assert spark_marts == duckdb_marts
-    assert duckdb_marts["catalog"][0] > 0 and duckdb_marts["collection_members"][0] > 0
+    assert duckdb_marts["catalog"][0] > PARTS and duckdb_marts["collection_members"][0] > 0

@@ -6,6 +6,9 @@
    file name column gets a name no part uses, so a user's `filename` or `_file` column is no
    trouble. With no such files, an empty view of the lake's columns, as _lake__models.yml declares. #}
 -- depends_on: {{ source('lake', 'catalog') }}
+{#- A table on Spark, whose metastore keeps a view's text, at most 32,700 characters: too few for
+    the names of a few hundred part files. #}
+{{ config(materialized='view' if target.type == 'duckdb' else 'table') }}
 {%- set partition = ["provider", "dataset", "task", "variant"] -%}
 {%- set base = ["hash", "path", "_upload_id", "_uploaded_by", "_uploaded_at", "_source_name"] -%}
 {%- set files = files_read_by('catalog') %}
