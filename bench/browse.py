@@ -18,7 +18,6 @@ Usage: python bench/browse.py [--rows 1000000] [--images 2000] [--workdir bench-
 
 from __future__ import annotations
 
-import argparse
 import io
 import random
 import shutil
@@ -33,7 +32,7 @@ from typing import Any, Callable
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from query import open_lake, print_table, process  # noqa: E402  the lake bench/query.py makes and keeps
+from query import lake_parser, open_lake, print_table, process  # noqa: E402  the lake bench/query.py makes and keeps
 
 from datalake import DatalakeClient  # noqa: E402
 
@@ -112,11 +111,8 @@ def new_thumbnails(client: DatalakeClient, names: list[str]) -> tuple[float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--images", type=int, default=2_000)
-    parser.add_argument("--workdir", type=Path, default=Path("bench-work/query"))
-    parser.add_argument("--runs", type=int, default=20)
+    parser = lake_parser(__doc__)
+    parser.add_argument("--runs", type=int, default=20, help="timed requests after 2 warm-ups; the median (default 20)")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -310,12 +310,17 @@ def pandas_export(client: DatalakeClient, rows: pd.DataFrame, out: Path) -> None
 # -- the run -------------------------------------------------------------------------------
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def lake_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the lake this script makes, which other benchmarks reuse: --rows, --images, --workdir."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="task rows in the lake (default 1000000)")
     parser.add_argument("--images", type=int, default=2_000, help="distinct images they share (default 2000)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-work/query"), help="default ./bench-work/query")
+    return parser
+
+
+def parse_args() -> argparse.Namespace:
+    parser = lake_parser(__doc__)
     parser.add_argument("--fresh", action="store_true", help="make the lake again, not reuse the one of the same sizes")
     parser.add_argument("--runs", type=int, default=20, help="timed searches after 2 warm-ups; the median (default 20)")
     args = parser.parse_args()

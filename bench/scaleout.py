@@ -44,7 +44,7 @@ from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import Watch, others_cpu_s  # noqa: E402
-from query import open_lake, print_table, timed  # noqa: E402  the lake bench/query.py makes and keeps
+from query import lake_parser, open_lake, print_table, timed  # noqa: E402  the lake bench/query.py makes and keeps
 
 from datalake import DatalakeClient  # noqa: E402
 from datalake.errors import ConfigError, DbBuildError  # noqa: E402
@@ -209,11 +209,7 @@ def bench_build(client: DatalakeClient) -> tuple[list[tuple], list[str], int]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="task rows in the lake (default 1000000)")
-    parser.add_argument("--images", type=int, default=2_000, help="distinct images they share (default 2000)")
-    parser.add_argument("--workdir", type=Path, default=Path("bench-work/query"), help="default ./bench-work/query")
+    parser = lake_parser(__doc__)
     parser.add_argument("--only", choices=["publish", "build"], help="run one part only")
     args = parser.parse_args()
     if args.rows < 1 or args.images < 1:
