@@ -14,6 +14,10 @@ bucket of their own, unmeasured); two empty buckets. Every figure is one run.
   none of that;
 - publish again, nothing changed (every object listed, compared and skipped; a new manifest
   written) vs the plain upload sending everything again (the cold figures above);
+- reading the copy: a database built from it into a new folder (`DatalakeClient.from_published`,
+  dbt-duckdb reading the objects through s3fs) vs the lake's own full build; `to_dataset` of 1,000
+  rows with their images read from the copy (export.COPY_READERS at once) vs the same one object
+  at a time (the lake's own files' time printed beside);
 - full build: `client.build_db(target="spark")` (dbt-spark's session method: a dbt process with a
   local Spark in it, so every Spark build starts a JVM) vs `client.build_db(full_refresh=True)` on
   DuckDB, the first of this process (it starts dbt's process too); each with the peak memory of the
@@ -46,13 +50,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import Watch, others_cpu_s  # noqa: E402
 from query import lake_parser, open_lake, print_table, timed  # noqa: E402  the lake bench/query.py makes and keeps
 
-from datalake import DatalakeClient  # noqa: E402
+from datalake import DatalakeClient, export  # noqa: E402
 from datalake.errors import ConfigError, DbBuildError  # noqa: E402
 from datalake.publish.files import lake_files  # noqa: E402
 from datalake.publish.publisher import WORKERS  # noqa: E402
 
 PUBLISHED, PLAIN, WARM_UP = "datalake-bench-publish", "datalake-bench-plain", "datalake-bench-warm-up"  # buckets
 WARM_UP_OBJECTS = 200
+IMAGE_ROWS = 1_000  # rows a reader turns into a dataset with their images
 MOTO = """
 import logging
 import sys
@@ -123,7 +128,7 @@ def copied(fs: Any, root: str) -> tuple[int, int]:
 # -- the parts -----------------------------------------------------------------------------
 
 
-def bench_publish(client: DatalakeClient) -> list[tuple]:
+def bench_publish(client: DatalakeClient, reader: Path) -> list[tuple]:
     dummy_aws_settings()
     with s3_server() as endpoint:
         fs = store(endpoint)
@@ -141,6 +146,7 @@ def bench_publish(client: DatalakeClient) -> list[tuple]:
         plain_objects, plain_bytes = copied(fs, f"{PLAIN}/lake")
         if (plain_objects, plain_bytes) != copied(fs, f"{PUBLISHED}/lake"):
             raise SystemExit("the plain upload did not copy what the publish copied")
+        read = bench_read(client, f"s3://{PUBLISHED}/lake", endpoint, reader)
     kinds = Counter(o["key"].split("/", 1)[0] for o in objects)
     print("  objects by folder: " + ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))
     mb = cold.uploaded_bytes / 1e6
@@ -154,6 +160,30 @@ def bench_publish(client: DatalakeClient) -> list[tuple]:
         ("publish again, nothing changed", "s", again_s, plain_s, "plain upload of all again", None, "none"),
         ("publish again: objects checked", "objects/s", again.objects / again_s, plain_objects / plain_s,
          "plain upload of all again", None, "none"),
+        *read,
+    ]
+
+
+def bench_read(client: DatalakeClient, url: str, endpoint: str, folder: Path) -> list[tuple]:
+    """A reader of the copy: its first build beside the lake's own full build, and 1,000 rows with
+    their images read from the copy beside the same read one object at a time and from the lake."""
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"a database built from the copy, in {folder} ...")
+    local_s, _ = timed(lambda: client.build_db(full_refresh=True))
+    reader_s, reader = timed(lambda: DatalakeClient.from_published(url, folder, endpoint_url=endpoint))
+    rows = reader.search(limit=IMAGE_ROWS)
+    parallel_s, _ = timed(lambda: reader.to_dataset(rows))
+    readers, export.COPY_READERS = export.COPY_READERS, 1
+    try:
+        serial_s, _ = timed(lambda: reader.to_dataset(rows))
+    finally:
+        export.COPY_READERS = readers
+    local_rows_s, _ = timed(lambda: client.to_dataset(client.search(limit=IMAGE_ROWS)))
+    against = f"to_dataset, one object at a time (lake's own files: {local_rows_s:.2f} s)"
+    return [
+        ("reader: first build, from the copy", "s", reader_s, local_s, "the lake's full build", None, "none"),
+        (f"reader: to_dataset of {IMAGE_ROWS:,} rows with images", "s", parallel_s, serial_s, against, None,
+         "none"),
     ]
 
 
@@ -227,7 +257,7 @@ def main() -> None:
     started, others = time.perf_counter(), others_cpu_s()
     figures, notes, gone_ticks = [], [], 0
     if args.only in (None, "publish"):
-        figures += bench_publish(client)
+        figures += bench_publish(client, workdir / f"reader-{args.rows}-{args.images}")
     if args.only in (None, "build"):
         rows, notes, gone_ticks = bench_build(client)
         figures += rows
