@@ -417,6 +417,42 @@ def test_a_retraction_changes_no_file_while_a_build_is_under_way(built_lake, tmp
     assert sorted(set(DatalakeClient(user_id="carol", base_path=lake).search()["dataset"])) == ["scratch", "two"]
 
 
+# Processing every pending upload in a child; prints the processed upload ids.
+PROCESSOR_CHILD = r"""
+import json, sys
+from datalake.processing.processor import DatalakeProcessor
+
+print("ready", flush=True)
+result = DatalakeProcessor(sys.argv[1], num_proc=1).process_all_pending()
+print(json.dumps([u["upload_id"] for u in result["uploads"] if u["status"] == "processed"]), flush=True)
+"""
+
+
+def test_an_overwrite_replaces_no_part_while_a_build_is_under_way(built_lake, tmp_path):
+    lake = tmp_path / "lake"
+    copy_lake(built_lake, lake)
+    client = DatalakeClient(user_id="carol", base_path=lake)
+    scratch = lake / "catalog" / "provider=test" / "dataset=scratch" / "task=raw" / "variant=image"
+    before = sorted(os.listdir(scratch))
+    upload_id = client.upload_raw(write_parquet(tmp_path / "new.parquet", image=hf_images(SCRATCH[1:]),
+                                                caption=["n"] * 2), provider="test", dataset="scratch", overwrite=True)
+    build_lock = client.lake.lake_lock("build")
+    builder = start_child(PAUSED_BUILDER_CHILD, lake, cwd=tmp_path)
+    assert builder.stdout.readline() == "paused\n"
+    processor = start_child(PROCESSOR_CHILD, lake, cwd=tmp_path)
+
+    wait_for(processor, lambda: waits_for_lock(processor.pid, build_lock), "the overwrite waits for the build")
+    # the parts the build listed are all still there; the new one waits under its temporary name
+    assert [n for n in sorted(os.listdir(scratch)) if not n.startswith(".")] == before
+    builder.stdin.write("go\n")
+    builder.stdin.flush()
+    assert "scratch" in json.loads(finish(builder))
+    assert json.loads(finish(processor)) == [upload_id]
+    assert sorted(os.listdir(scratch)) == [f"part-{upload_id}.parquet"]
+    client.build_db()
+    assert sorted(client.search(datasets=["scratch"])["caption"]) == ["n", "n"]
+
+
 def round_until(worker, rounds: list[dict], key: str, phase: str) -> None:
     """Read the worker's rounds into `rounds` until one whose `key` ("began" or "ended") is `phase`."""
     while not rounds or rounds[-1][key] != phase:

@@ -288,13 +288,15 @@ def land_upload(lake: Lake, folder: Path, connect: Callable[[], duckdb.DuckDBPyC
         summary = {"partition": str(partition), **counts, "new_assets": new_assets,
                    "reused_assets": reused, "new_bytes": new_bytes}
         _write_ledger(folder, manifest, summary, ledger)
-        if counts["rows_written"]:
-            os.replace(temp_path_for(own), own)
-        else:
-            own.unlink(missing_ok=True)
-        if overwrite:
-            for part in others:
-                part.unlink(missing_ok=True)
+        # an overwrite replaces parts a build under way may have listed: it waits for the build
+        with file_lock(lake.lake_lock("build")) if overwrite else contextlib.nullcontext():
+            if counts["rows_written"]:
+                os.replace(temp_path_for(own), own)
+            else:
+                own.unlink(missing_ok=True)
+            if overwrite:
+                for part in others:
+                    part.unlink(missing_ok=True)
         for target in ledger.values():
             os.replace(temp_path_for(target), target)
     trash = lake.upload_dir("trash", upload_id)
