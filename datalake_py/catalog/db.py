@@ -240,25 +240,29 @@ def db_info(lake: Lake) -> dict[str, Any]:
     """Whether the database exists, its tables with row counts, and whether it is behind the lake:
     an upload in the ledger it lacks, or a part file whose rows its catalog does not hold exactly.
     A folder reading a published copy has no lake files to compare with: `behind` is left out."""
-    in_lake = sorted(p.stem for p in lake.upload_ledger.glob("*.parquet"))
     if not lake.db_path.exists():
-        return {"path": str(lake.db_path), "exists": False, "behind": True, "uploads_in_lake": len(in_lake),
-                "uploads_missing": len(in_lake), "tables": {}}
+        in_lake = len(list(lake.upload_ledger.glob("*.parquet")))
+        return {"path": str(lake.db_path), "exists": False, "behind": True, "uploads_in_lake": in_lake,
+                "uploads_missing": in_lake, "tables": {}}
     with connect(lake) as con:
         tables = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_schema = 'main' "
             "and table_type = 'BASE TABLE' order by 1").fetchall()]
         counts = {t: con.execute(f"select count(*) from {quote(t)}").fetchone()[0] for t in tables}
-        in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
-        held = dict(con.execute("select _file, num_rows from part_files").fetchall()) \
-            if "part_files" in tables else {}
+        compared = {} if lake.reads_copy() else _compared_with_lake(lake, con, tables)
     stat = lake.db_path.stat()
-    info = {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,
-            "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)), "tables": counts}
-    if lake.reads_copy():
-        return info
+    return {"path": str(lake.db_path), "exists": True, "size_bytes": stat.st_size,
+            "modified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)), "tables": counts,
+            **compared}
+
+
+def _compared_with_lake(lake: Lake, con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, Any]:
+    """uploads_in_lake, uploads_missing (from the ledger) and `behind`, for db_info."""
+    in_lake = sorted(p.stem for p in lake.upload_ledger.glob("*.parquet"))
+    in_db = {r[0] for r in con.execute("select upload_id from uploads").fetchall()} if "uploads" in tables else set()
+    held = dict(con.execute("select _file, num_rows from part_files").fetchall()) if "part_files" in tables else {}
     missing = [u for u in in_lake if u not in in_db]
-    return {**info, "uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
+    return {"uploads_in_lake": len(in_lake), "uploads_missing": len(missing),
             "behind": bool(missing) or _part_rows(lake) != held}
 
 
