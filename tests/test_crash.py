@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -259,8 +260,24 @@ def start_processor(lake: Path, num_proc: int = 1, wait: bool = False,
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{err}"
+    """The rest of a child's output once it ends (killed after `timeout` s), checked it succeeded.
+
+    Read through the same buffers as `readline` (communicate with a timeout reads the pipes
+    themselves and would lose a line the buffer already holds); stderr in a thread, so that a
+    child writing much there never blocks."""
+    proc.stdin.close()
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
+    timer = threading.Timer(timeout, proc.kill)
+    reader.start()
+    timer.start()
+    try:
+        out = proc.stdout.read()
+        proc.wait()
+        reader.join()
+    finally:
+        timer.cancel()
+    assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{''.join(err)}"
     return out
 
 
